@@ -1,0 +1,12 @@
+//! Marketplace connectors for omnistock and the neutral model they share.
+//!
+//! The daemon speaks only this crate's neutral types ([`model`]); each marketplace module maps them
+//! to its own API. This crate knows nothing of SQL, cron or the daemon's config file beyond each
+//! connector's own section.
+
+pub mod model;
+
+pub use model::{
+    ChannelOrder, Currency, ItemOutcome, ListingUpdate, Money, MoneyError, OrderLine, OrderStatus,
+    Quantity, RemoteItem, Sku, SkuError, StockUpdate,
+};

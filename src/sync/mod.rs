@@ -1,0 +1,8 @@
+//! Desired state: what every channel should show, and (later) the dispatchers that push it.
+
+pub mod desired;
+pub mod plan;
+pub mod recompute;
+
+pub use plan::SyncPlan;
+pub use recompute::{RecomputeStats, recompute, recompute_all};

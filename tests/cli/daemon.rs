@@ -1,0 +1,298 @@
+//! The daemon's life: admin HTTP, hot reload, single instance, clean shutdown.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{CATALOG, Merchant, SENTINEL_SECRET, config_text};
+
+/// A daemon child process; killed on drop if still running.
+pub struct Running {
+    pub child: Child,
+    pub addr: String,
+    pub log: std::path::PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit; returns its status.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+/// A free loopback port (bound and released; the daemon binds it right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn http(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the admin API");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Polls `f` until it returns Some or the deadline passes.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub async fn spawn(m: &Merchant) -> Running {
+    let log = m.db.dir.path().join(format!("daemon-{}.log", free_port()));
+    let file = std::fs::File::create(&log).unwrap();
+    let child = m
+        .cmd()
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap();
+    let addr = current_listen(m);
+    let mut r = Running { child, addr, log };
+    let addr = r.addr.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            break;
+        }
+        if let Some(status) = r.child.try_wait().unwrap() {
+            panic!("daemon exited early ({status}):\n{}", r.log_text());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not listen:\n{}",
+            r.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = &mut r;
+    r
+}
+
+fn current_listen(m: &Merchant) -> String {
+    let text = std::fs::read_to_string(&m.config).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("listen = \""))
+        .map(|l| l.trim_end_matches('"').to_owned())
+        .unwrap()
+}
+
+async fn merchant_on_port(extra_daemon: &str) -> (Merchant, u16) {
+    let port = free_port();
+    let extra = extra_daemon.to_owned();
+    let m = Merchant::with(move |url| {
+        config_text(url, &format!("127.0.0.1:{port}"), &extra, "buffer = 2")
+    })
+    .await;
+    (m, port)
+}
+
+#[tokio::test]
+async fn serves_health_metrics_and_status_then_stops_on_sigterm() {
+    let (m, _) = merchant_on_port("").await;
+    m.ok(&["import", &m.csv("c.csv", CATALOG)]);
+    let mut d = spawn(&m).await;
+    assert_eq!(
+        http(&d.addr, "/healthz", None).await,
+        (200, "ok\n".to_owned())
+    );
+    let (code, metrics) = http(&d.addr, "/metrics", None).await;
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("omnistock_channel_dirty_items{channel=\"ebay\",type=\"ebay\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE omnistock_config_reloads_total counter"),
+        "{metrics}"
+    );
+    let (code, body) = http(&d.addr, "/api/status", None).await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"]["skus"], 3);
+    assert_eq!(http(&d.addr, "/nope", None).await.0, 404);
+
+    let started = Instant::now();
+    d.signal("TERM");
+    let status = d
+        .wait_exit(Duration::from_secs(10))
+        .expect("daemon stops within 10 s of SIGTERM");
+    assert!(status.success(), "exit status {status}\n{}", d.log_text());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    let log = d.log_text();
+    assert!(log.contains("omnistock stopped"), "{log}");
+    assert!(!log.contains(SENTINEL_SECRET), "secret in the log:\n{log}");
+}
+
+#[tokio::test]
+async fn hot_reload_applies_good_edits_and_refuses_bad_ones() {
+    let (m, port) = merchant_on_port("").await;
+    m.ok(&["import", &m.csv("c.csv", CATALOG)]);
+    let d = spawn(&m).await;
+    let url = m.db.url.clone();
+    let listen = format!("127.0.0.1:{port}");
+
+    // A bad edit: refused with its line, the daemon keeps serving on the last good config.
+    let good = std::fs::read_to_string(&m.config).unwrap();
+    m.write_config(&good.replace("buffer = 2", "buffer = 2, percnt = 50"));
+    let status = eventually(
+        "the bad edit is refused",
+        Duration::from_secs(10),
+        || async {
+            let (_, body) = http(&d.addr, "/api/status", None).await;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (v["daemon"]["reloads"]["refused"] == 1).then_some(v)
+        },
+    )
+    .await;
+    let err = status["daemon"]["reloads"]["last_error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        err.contains("percnt") && err.contains("omnistock.toml:24:23:"),
+        "{err}"
+    );
+    assert!(
+        d.log_text().contains("percnt"),
+        "the refusal is logged:\n{}",
+        d.log_text()
+    );
+    let (_, metrics) = http(&d.addr, "/metrics", None).await;
+    assert!(
+        metrics.contains("omnistock_config_last_reload_ok 0"),
+        "{metrics}"
+    );
+
+    // A good edit: applied atomically, desired state recomputed with the new knobs.
+    m.write_config(&config_text(&url, &listen, "", "buffer = 2, percent = 50"));
+    eventually(
+        "the good edit is applied",
+        Duration::from_secs(10),
+        || async {
+            let (_, body) = http(&d.addr, "/api/status", None).await;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (v["daemon"]["reloads"]["applied"] == 1
+                && v["daemon"]["reloads"]["last_error"].is_null())
+            .then_some(())
+        },
+    )
+    .await;
+    let out = m.ok(&["explain", "MUG-RED", "--channel", "ebay"]);
+    assert!(
+        out.contains("× 50% = 4") && out.contains("desired    v2: qty 4"),
+        "{out}"
+    );
+
+    // SIGHUP reloads too (same file: nothing changes, but it is counted).
+    d.signal("HUP");
+    eventually("SIGHUP reload", Duration::from_secs(10), || async {
+        let (_, body) = http(&d.addr, "/api/status", None).await;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["daemon"]["reloads"]["applied"] == 2).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_second_daemon_on_one_sqlite_file_is_refused() {
+    let (m, _) = merchant_on_port("").await;
+    if m.db.is_postgres() {
+        return; // several instances on PostgreSQL are allowed (issue 6); this guard is SQLite's
+    }
+    let _first = spawn(&m).await;
+    let out = m.run(&["run"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already running") && err.contains("PostgreSQL"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_token_guards_everything_but_health() {
+    let token = "admin-token-0123456789abcdef";
+    let (m, _) = merchant_on_port(&format!("admin_token = \"{token}\"")).await;
+    let d = spawn(&m).await;
+    assert_eq!(http(&d.addr, "/healthz", None).await.0, 200);
+    assert_eq!(http(&d.addr, "/api/status", None).await.0, 401);
+    assert_eq!(http(&d.addr, "/metrics", Some("wrong")).await.0, 401);
+    assert_eq!(http(&d.addr, "/api/status", Some(token)).await.0, 200);
+    assert_eq!(http(&d.addr, "/metrics", Some(token)).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_public_listen_address_needs_a_token() {
+    let m = Merchant::with(|url| config_text(url, "0.0.0.0:8686", "", "buffer = 2")).await;
+    let err = m.fails(&["check", "--skip-healthchecks"]);
+    assert!(err.contains("admin_token"), "{err}");
+}
