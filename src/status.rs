@@ -48,13 +48,15 @@ pub struct Status {
 /// Reads the status of `channels` (id, kind).
 pub async fn read(store: &Store, channels: &[(String, String)]) -> Result<Status, StoreError> {
     let now = now_ms();
-    let mut out = Status::default();
-    out.skus = sqlx::query_scalar("SELECT COUNT(*) FROM variants")
-        .fetch_one(store.pool())
-        .await?;
-    out.orders = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-        .fetch_one(store.pool())
-        .await?;
+    let mut out = Status {
+        channels: Vec::with_capacity(channels.len()),
+        skus: sqlx::query_scalar("SELECT COUNT(*) FROM variants")
+            .fetch_one(store.pool())
+            .await?,
+        orders: sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+            .fetch_one(store.pool())
+            .await?,
+    };
     for (id, kind) in channels {
         let (items, dirty, oldest, quarantined, retrying, last_push, drift): (
             i64,

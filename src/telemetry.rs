@@ -2,6 +2,8 @@
 //! `OMNISTOCK_LOG` (or `RUST_LOG`), default `info`. Secrets never reach here: config secrets are
 //! [`crate::config::Secret`]s whose `Debug`/`Display` print `***`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -14,6 +16,7 @@ pub fn init(format: LogFormat, default_level: &str) {
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(format!("{default_level},sqlx=warn,hyper=warn")));
     let builder = tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = match format {

@@ -295,7 +295,7 @@ fn parse(bytes: &[u8], opts: &ImportOptions) -> Result<Vec<Row>, ImportError> {
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut record = csv::ByteRecord::new();
     loop {
-        let line = rdr.position().line() + 0;
+        let line = rdr.position().line();
         match rdr.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
@@ -526,7 +526,7 @@ fn parse_row(
         "" => opts.default_location.clone(),
         l => l.to_owned(),
     };
-    if !opts.locations.iter().any(|l| *l == location) {
+    if !opts.locations.contains(&location) {
         errs.push(
             line,
             Some("location"),

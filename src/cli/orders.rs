@@ -6,7 +6,11 @@ use anyhow::Result;
 use omnistock_connectors::model::format_minor;
 use serde::Serialize;
 
-use crate::store::Store;
+use std::collections::HashMap;
+
+use sqlx::AssertSqlSafe;
+
+use crate::store::{IN_CHUNK, Store, placeholders};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -70,54 +74,67 @@ pub fn parse_since(s: &str, now_ms: i64) -> Result<i64> {
     Ok(now_ms - n.saturating_mul(ms))
 }
 
-/// Reads orders, newest first.
+/// An `orders` row as selected.
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: i64,
+    channel: String,
+    external_id: String,
+    status: String,
+    placed_at: i64,
+    total_minor: Option<i64>,
+    currency: Option<String>,
+}
+
+/// Reads orders, newest first, with their lines (two queries, whatever the count).
 pub async fn list(
     store: &Store,
     channels: &[String],
     since: Option<i64>,
     limit: i64,
 ) -> Result<Vec<OrderView>> {
-    let rows: Vec<(
-        i64,
-        String,
-        String,
-        String,
-        i64,
-        Option<i64>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let channel_filter = if channels.is_empty() {
+        String::new()
+    } else {
+        format!(" AND channel IN ({})", placeholders(3, channels.len()))
+    };
+    let sql = format!(
         "SELECT id, channel, external_id, status, placed_at, total_minor, currency FROM orders \
-         WHERE placed_at >= $1 ORDER BY placed_at DESC, id DESC LIMIT $2",
-    )
-    .bind(since.unwrap_or(i64::MIN))
-    .bind(if channels.is_empty() { limit } else { i64::MAX })
-    .fetch_all(store.pool())
-    .await?;
-    let mut out = Vec::new();
-    for (id, channel, external_id, status, placed_at, total_minor, currency) in rows {
-        if !channels.is_empty() && !channels.contains(&channel) {
-            continue;
-        }
-        if out.len() as i64 >= limit {
-            break;
-        }
-        let lines: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT sku, qty, state FROM order_lines WHERE order_id = $1 ORDER BY line_id",
-        )
-        .bind(id)
-        .fetch_all(store.pool())
-        .await?;
-        out.push(OrderView {
-            channel,
-            external_id,
-            status,
-            placed_at,
-            total_minor,
-            currency,
-            lines,
-        });
+         WHERE placed_at >= $1{channel_filter} ORDER BY placed_at DESC, id DESC LIMIT $2"
+    );
+    let mut q = sqlx::query_as::<_, OrderRow>(AssertSqlSafe(sql))
+        .bind(since.unwrap_or(i64::MIN))
+        .bind(limit.clamp(1, 100_000));
+    for c in channels {
+        q = q.bind(c.as_str());
     }
-    Ok(out)
+    let rows = q.fetch_all(store.pool()).await?;
+    let mut lines: HashMap<i64, Vec<(String, i64, String)>> = HashMap::new();
+    for chunk in rows.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT order_id, sku, qty, state FROM order_lines WHERE order_id IN ({}) ORDER BY order_id, line_id",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (i64, String, i64, String)>(AssertSqlSafe(sql));
+        for r in chunk {
+            q = q.bind(r.id);
+        }
+        for (order, sku, qty, state) in q.fetch_all(store.pool()).await? {
+            lines.entry(order).or_default().push((sku, qty, state));
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| OrderView {
+            lines: lines.remove(&r.id).unwrap_or_default(),
+            channel: r.channel,
+            external_id: r.external_id,
+            status: r.status,
+            placed_at: r.placed_at,
+            total_minor: r.total_minor,
+            currency: r.currency,
+        })
+        .collect())
 }
 
 /// Prints the order history.

@@ -201,7 +201,7 @@ impl SyncPlan {
         let rule = self.rules.iter().position(|r| {
             r.channels
                 .as_ref()
-                .is_none_or(|cs| cs.iter().any(|c| *c == channel.id))
+                .is_none_or(|cs| cs.contains(&channel.id))
                 && r.matcher.matches(sku, tags)
         });
         if let Some(i) = rule {
