@@ -19,7 +19,8 @@ use omnistock_connectors::{Currency, Sku, model::parse_minor};
 use sha2::{Digest, Sha256};
 
 use super::{
-    ProductInput, SkuKind, VariantInput, set_on_hand, sku_kind, upsert_product, upsert_variant,
+    OnHandSet, ProductInput, SkuKind, VariantInput, set_on_hand_many, sku_kind, upsert_products,
+    upsert_variants,
 };
 use crate::store::{Store, StoreError};
 use crate::sync::{RecomputeStats, SyncPlan, recompute};
@@ -698,49 +699,42 @@ async fn apply(
         return Err(ImportError::Invalid(errs.list, errs.total));
     }
     // Products first (one per product id, first row wins), then variants, then stock.
-    let mut done_products = HashSet::new();
+    let mut products: HashMap<&str, &ProductInput> = HashMap::new();
+    let mut product_list: Vec<&ProductInput> = Vec::new();
     for r in &rows {
-        if done_products.insert(r.product.id.clone()) && upsert_product(&mut tx, &r.product).await?
-        {
-            report.products_changed += 1;
+        if products.insert(r.product.id.as_str(), &r.product).is_none() {
+            product_list.push(&r.product);
         }
     }
-    let mut products: HashMap<&str, &ProductInput> = HashMap::new();
-    for r in &rows {
-        products.entry(r.product.id.as_str()).or_insert(&r.product);
-    }
+    report.products_changed = upsert_products(&mut tx, &product_list).await?;
     // Variants: non-bundles first so bundle components exist when bundles reference them.
     let mut ordered: Vec<&Row> = rows.iter().collect();
     ordered.sort_by_key(|r| r.variant.components.is_some());
-    for r in &ordered {
-        let product = products
-            .get(r.product.id.as_str())
-            .copied()
-            .unwrap_or(&r.product);
-        let hash = r.variant.content_hash(product);
-        if upsert_variant(&mut tx, &r.variant, &hash).await? {
-            report.variants_changed += 1;
-        }
-    }
-    for r in &rows {
-        let Some(q) = r.quantity else { continue };
-        let key = format!("import:{sha}:{}", r.line);
-        match set_on_hand(
-            store,
-            &mut tx,
-            &r.variant.sku,
-            &r.location,
-            q,
-            "import",
-            &key,
-        )
-        .await?
-        {
-            None => report.stock_already_imported += 1,
-            Some(0) => {}
-            Some(_) => report.stock_changed += 1,
-        }
-    }
+    let variants: Vec<(&VariantInput, String)> = ordered
+        .iter()
+        .map(|r| {
+            let product = products
+                .get(r.product.id.as_str())
+                .copied()
+                .unwrap_or(&r.product);
+            (&r.variant, r.variant.content_hash(product))
+        })
+        .collect();
+    report.variants_changed = upsert_variants(&mut tx, &variants).await?;
+    let sets: Vec<OnHandSet> = rows
+        .iter()
+        .filter_map(|r| {
+            r.quantity.map(|q| OnHandSet {
+                sku: &r.variant.sku,
+                location: &r.location,
+                on_hand: q,
+                key: format!("import:{sha}:{}", r.line),
+            })
+        })
+        .collect();
+    let outcome = set_on_hand_many(store, &mut tx, &sets, "import").await?;
+    report.stock_changed = outcome.changed;
+    report.stock_already_imported = outcome.already_applied;
     report.desired = recompute(store, &mut tx, plan, &skus).await?;
     if dry_run {
         tx.rollback().await.map_err(StoreError::from)?;

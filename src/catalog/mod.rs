@@ -10,7 +10,7 @@ pub mod import;
 
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::store::{IN_CHUNK, Store, StoreError, Tx, now_ms, placeholders};
+use crate::store::{IN_CHUNK, Store, StoreError, Tx, now_ms, placeholders, row_placeholders};
 
 /// A product (the thing variants are variants of).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,69 +90,195 @@ pub struct Movement<'a> {
     pub order_ref: Option<&'a str>,
 }
 
-/// Inserts or updates a product. Returns true when anything changed.
-pub async fn upsert_product(tx: &mut Tx, p: &ProductInput) -> Result<bool, StoreError> {
-    let r = sqlx::query(
-        "INSERT INTO products (id, title, description, brand, updated_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description, \
-         brand = excluded.brand, updated_at = excluded.updated_at \
-         WHERE products.title <> excluded.title OR products.description <> excluded.description \
-         OR products.brand <> excluded.brand",
-    )
-    .bind(&p.id)
-    .bind(&p.title)
-    .bind(&p.description)
-    .bind(&p.brand)
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
-    Ok(r.rows_affected() > 0)
-}
+/// Rows per multi-row statement in the batch writers below (well under [`MAX_PARAMS`]).
+const BATCH_ROWS: usize = 1000;
 
-/// Inserts or updates a variant (and its bundle components). Returns true when anything changed.
-pub async fn upsert_variant(
-    tx: &mut Tx,
-    v: &VariantInput,
-    content_hash: &str,
-) -> Result<bool, StoreError> {
-    let options = serde_json::to_string(&v.options).unwrap_or_default();
-    let tags = serde_json::to_string(&v.tags).unwrap_or_default();
-    let images = serde_json::to_string(&v.image_urls).unwrap_or_default();
-    let is_bundle = i64::from(v.components.is_some());
-    let r = sqlx::query(
-        "INSERT INTO variants (sku, product_id, title, price_minor, currency, barcode, weight_g, options_json, \
-         tags_json, image_urls_json, is_bundle, content_hash, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (sku) DO UPDATE SET product_id = excluded.product_id, title = excluded.title, \
-         price_minor = excluded.price_minor, currency = excluded.currency, barcode = excluded.barcode, \
-         weight_g = excluded.weight_g, options_json = excluded.options_json, tags_json = excluded.tags_json, \
-         image_urls_json = excluded.image_urls_json, is_bundle = excluded.is_bundle, \
-         content_hash = excluded.content_hash, updated_at = excluded.updated_at \
-         WHERE variants.product_id <> excluded.product_id OR variants.title <> excluded.title \
-         OR variants.price_minor <> excluded.price_minor OR variants.currency <> excluded.currency \
-         OR variants.tags_json <> excluded.tags_json OR variants.is_bundle <> excluded.is_bundle \
-         OR variants.content_hash <> excluded.content_hash",
-    )
-    .bind(&v.sku)
-    .bind(&v.product_id)
-    .bind(&v.title)
-    .bind(v.price_minor)
-    .bind(&v.currency)
-    .bind(v.barcode.as_deref())
-    .bind(v.weight_g)
-    .bind(options)
-    .bind(tags)
-    .bind(images)
-    .bind(is_bundle)
-    .bind(content_hash)
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
-    let mut changed = r.rows_affected() > 0;
-    if let Some(components) = &v.components {
-        changed |= set_components(tx, &v.sku, components).await?;
+/// Inserts or updates products, many per statement. Returns how many were created or changed.
+pub async fn upsert_products(tx: &mut Tx, products: &[&ProductInput]) -> Result<usize, StoreError> {
+    const COLS: usize = 5;
+    let now = now_ms();
+    let mut changed = 0;
+    for chunk in products.chunks(BATCH_ROWS) {
+        let sql = format!(
+            "INSERT INTO products (id, title, description, brand, updated_at) VALUES {} \
+             ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description, \
+             brand = excluded.brand, updated_at = excluded.updated_at \
+             WHERE products.title <> excluded.title OR products.description <> excluded.description \
+             OR products.brand <> excluded.brand",
+            row_placeholders(chunk.len(), COLS)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for p in chunk {
+            q = q
+                .bind(p.id.as_str())
+                .bind(p.title.as_str())
+                .bind(p.description.as_str())
+                .bind(p.brand.as_str())
+                .bind(now);
+        }
+        changed += q.execute(&mut **tx).await?.rows_affected() as usize;
     }
     Ok(changed)
+}
+
+/// Inserts or updates variants (with their content hashes) and bundle components, many per
+/// statement. Returns how many variants were created or changed.
+pub async fn upsert_variants(
+    tx: &mut Tx,
+    variants: &[(&VariantInput, String)],
+) -> Result<usize, StoreError> {
+    const COLS: usize = 13;
+    let now = now_ms();
+    let mut changed = std::collections::HashSet::new();
+    for chunk in variants.chunks(BATCH_ROWS) {
+        let sql = format!(
+            "INSERT INTO variants (sku, product_id, title, price_minor, currency, barcode, weight_g, options_json, \
+             tags_json, image_urls_json, is_bundle, content_hash, updated_at) VALUES {} \
+             ON CONFLICT (sku) DO UPDATE SET product_id = excluded.product_id, title = excluded.title, \
+             price_minor = excluded.price_minor, currency = excluded.currency, barcode = excluded.barcode, \
+             weight_g = excluded.weight_g, options_json = excluded.options_json, tags_json = excluded.tags_json, \
+             image_urls_json = excluded.image_urls_json, is_bundle = excluded.is_bundle, \
+             content_hash = excluded.content_hash, updated_at = excluded.updated_at \
+             WHERE variants.product_id <> excluded.product_id OR variants.title <> excluded.title \
+             OR variants.price_minor <> excluded.price_minor OR variants.currency <> excluded.currency \
+             OR variants.tags_json <> excluded.tags_json OR variants.is_bundle <> excluded.is_bundle \
+             OR variants.content_hash <> excluded.content_hash RETURNING sku",
+            row_placeholders(chunk.len(), COLS)
+        );
+        let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+        for (v, hash) in chunk {
+            q = q
+                .bind(v.sku.as_str())
+                .bind(v.product_id.as_str())
+                .bind(v.title.as_str())
+                .bind(v.price_minor)
+                .bind(v.currency.as_str())
+                .bind(v.barcode.as_deref())
+                .bind(v.weight_g)
+                .bind(serde_json::to_string(&v.options).unwrap_or_default())
+                .bind(serde_json::to_string(&v.tags).unwrap_or_default())
+                .bind(serde_json::to_string(&v.image_urls).unwrap_or_default())
+                .bind(i64::from(v.components.is_some()))
+                .bind(hash.as_str())
+                .bind(now);
+        }
+        changed.extend(q.fetch_all(&mut **tx).await?);
+    }
+    for (v, _) in variants {
+        if let Some(components) = &v.components
+            && set_components(tx, &v.sku, components).await?
+        {
+            changed.insert(v.sku.clone());
+        }
+    }
+    Ok(changed.len())
+}
+
+/// One absolute on-hand setting for [`set_on_hand_many`].
+#[derive(Debug, Clone)]
+pub struct OnHandSet<'a> {
+    /// SKU.
+    pub sku: &'a str,
+    /// Location.
+    pub location: &'a str,
+    /// The new on_hand.
+    pub on_hand: i64,
+    /// Ledger idempotency key.
+    pub key: String,
+}
+
+/// What [`set_on_hand_many`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OnHandOutcome {
+    /// Levels that changed value.
+    pub changed: usize,
+    /// Entries whose key was used before (nothing done).
+    pub already_applied: usize,
+}
+
+/// Sets many on_hand values at once: reads the current levels, writes one ledger row per entry
+/// (delta = new − current; skipped when its key exists) and applies the deltas, a chunk of rows per
+/// statement. Same semantics as [`set_on_hand`] in a loop, at a fraction of the round trips.
+/// Entries must name distinct (SKU, location) pairs.
+pub async fn set_on_hand_many(
+    store: &Store,
+    tx: &mut Tx,
+    sets: &[OnHandSet<'_>],
+    reason: &str,
+) -> Result<OnHandOutcome, StoreError> {
+    let mut out = OnHandOutcome::default();
+    let now = now_ms();
+    for chunk in sets.chunks(BATCH_ROWS.min(IN_CHUNK)) {
+        // Current levels of the chunk's SKUs (all locations; filtered below).
+        let sql = format!(
+            "SELECT sku, location, on_hand FROM stock_levels WHERE sku IN ({}){}",
+            placeholders(1, chunk.len()),
+            store.for_update()
+        );
+        let mut q = sqlx::query_as::<_, (String, String, i64)>(AssertSqlSafe(sql));
+        for s in chunk {
+            q = q.bind(s.sku);
+        }
+        let current: std::collections::HashMap<(String, String), i64> = q
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|(s, l, h)| ((s, l), h))
+            .collect();
+        // Ledger rows; RETURNING tells which keys were new.
+        let sql = format!(
+            "INSERT INTO stock_movements (sku, location, delta_on_hand, delta_reserved, reason, idempotency_key, \
+             order_ref, at) VALUES {} ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+            row_placeholders(chunk.len(), 8)
+        );
+        let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+        let mut deltas = std::collections::HashMap::new();
+        for s in chunk {
+            let before = current
+                .get(&(s.sku.to_owned(), s.location.to_owned()))
+                .copied()
+                .unwrap_or(0);
+            let delta = s.on_hand - before;
+            deltas.insert(s.key.as_str(), delta);
+            q = q
+                .bind(s.sku)
+                .bind(s.location)
+                .bind(delta)
+                .bind(0i64)
+                .bind(reason)
+                .bind(s.key.as_str())
+                .bind(None::<String>)
+                .bind(now);
+        }
+        let inserted: std::collections::HashSet<String> =
+            q.fetch_all(&mut **tx).await?.into_iter().collect();
+        out.already_applied += chunk.len() - inserted.len();
+        let applied: Vec<&OnHandSet> = chunk.iter().filter(|s| inserted.contains(&s.key)).collect();
+        out.changed += applied
+            .iter()
+            .filter(|s| deltas.get(s.key.as_str()) != Some(&0))
+            .count();
+        if applied.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "INSERT INTO stock_levels (sku, location, on_hand, reserved, version) VALUES {} \
+             ON CONFLICT (sku, location) DO UPDATE SET on_hand = stock_levels.on_hand + excluded.on_hand, \
+             version = stock_levels.version + 1",
+            row_placeholders(applied.len(), 5)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for s in &applied {
+            q = q
+                .bind(s.sku)
+                .bind(s.location)
+                .bind(deltas[s.key.as_str()])
+                .bind(0i64)
+                .bind(1i64);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(out)
 }
 
 /// Replaces a bundle's components. Returns true when they changed.
