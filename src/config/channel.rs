@@ -107,7 +107,7 @@ impl fmt::Display for ChannelKind {
 }
 
 /// One `[channels.<id>]` section: the variant is the section's `type`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ChannelConfig {
     /// `type = "amazon"`.
     Amazon(AmazonConfig),
@@ -264,7 +264,7 @@ impl LimitsConfig {
 }
 
 /// `type = "amazon"`: Selling Partner API, Login with Amazon refresh-token grant.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmazonConfig {
     /// The shared channel keys; filled in by the parser, not a key of its own.
@@ -311,7 +311,7 @@ impl AmazonConfig {
 }
 
 /// `type = "ebay"`: Sell Inventory and Fulfillment APIs, OAuth refresh-token grant.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EbayConfig {
     /// The shared channel keys; filled in by the parser, not a key of its own.
@@ -381,7 +381,7 @@ pub struct EbayPoliciesConfig {
 }
 
 /// `type = "facebook"`: Meta Graph API catalog (and commerce orders when the shop has checkout).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FacebookConfig {
     /// The shared channel keys; filled in by the parser, not a key of its own.
@@ -419,7 +419,7 @@ impl FacebookConfig {
 }
 
 /// `type = "shopify"`: Admin GraphQL API, with an access token or the client-credentials grant.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShopifyConfig {
     /// The shared channel keys; filled in by the parser, not a key of its own.
@@ -455,7 +455,7 @@ impl ShopifyConfig {
 }
 
 /// `type = "woocommerce"`: WooCommerce REST API v3 with a consumer key pair.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WooCommerceConfig {
     /// The shared channel keys; filled in by the parser, not a key of its own.
@@ -472,7 +472,7 @@ pub struct WooCommerceConfig {
 }
 
 /// `type = "vendure"`: Vendure Admin GraphQL API with a native-auth administrator.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VendureConfig {
     /// The shared channel keys; filled in by the parser, not a key of its own.
@@ -497,7 +497,7 @@ pub struct VendureConfig {
 ///
 /// Asks the impl itself: a probe deserializer records the `fields` argument of
 /// `deserialize_struct` and stops there.
-fn struct_keys<T: DeserializeOwned>() -> &'static [&'static str] {
+pub(crate) fn struct_keys<T: DeserializeOwned>() -> &'static [&'static str] {
     struct Probe<'a>(&'a mut &'static [&'static str]);
 
     impl<'de> Deserializer<'de> for Probe<'_> {

@@ -13,7 +13,9 @@ pub const MAX_FRACTION_DIGITS: u32 = 6;
 /// An exact decimal: `mantissa × 10^-scale` (`"-0.50"` is mantissa −50, scale 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decimal {
+    /// The digits as an integer, sign included.
     mantissa: i64,
+    /// Digits after the point (at most [`MAX_FRACTION_DIGITS`]).
     scale: u32,
 }
 

@@ -27,28 +27,35 @@ use super::model::{
 /// An error at a byte range of the parsed (interpolated) text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Located {
+    /// Bytes of the interpolated text the error is about, when the parser knows.
     pub(crate) span: Option<Range<usize>>,
+    /// The message, already naming the key or table.
     pub(crate) message: String,
 }
 
 /// A parsed config and the index that locates its keys.
 pub(crate) struct Parsed {
+    /// The config, defaults filled in, not yet validated.
     pub(crate) config: Config,
+    /// Where each key is, to locate the semantic pass's problems.
     pub(crate) index: KeyIndex,
 }
 
-/// The top level minus `channels`, which [`read_channel`] reads section by section.
+/// The top level minus `channels`, which [`Reader::read_channel`] reads section by section.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TopLevel {
+    /// [`Config::daemon`].
     #[serde(default)]
     daemon: DaemonConfig,
+    /// [`Config::locations`].
     #[serde(default)]
     locations: Vec<LocationConfig>,
     /// Removed from the tree before deserializing; declared so a misspelt top-level key's error
     /// lists `channels` among the valid ones.
     #[serde(default, rename = "channels")]
     _channels: Option<serde::de::IgnoredAny>,
+    /// [`Config::rules`].
     #[serde(default)]
     rules: Vec<RuleConfig>,
 }
@@ -74,10 +81,14 @@ pub(crate) fn parse_document(text: &str) -> Result<Parsed, Vec<Located>> {
     let top = TopLevel::deserialize(toml::de::Deserializer::from(Spanned::new(root_span, root)))
         .map_err(|e| reader.serde_error(&e))
         .ok();
-    let location_ids: Vec<String> = top
-        .as_ref()
-        .map(|t| t.locations.iter().map(|l| l.id.clone()).collect())
-        .unwrap_or_default();
+    // What a channel naming no locations sells from: each defined id once, in file order (a
+    // duplicate id is the semantic pass's to report, not to repeat in every channel).
+    let mut location_ids: Vec<String> = Vec::new();
+    for location in top.iter().flat_map(|t| &t.locations) {
+        if !location_ids.contains(&location.id) {
+            location_ids.push(location.id.clone());
+        }
+    }
 
     let mut parsed_channels = BTreeMap::new();
     if let Some(channels) = channels {
@@ -115,10 +126,13 @@ pub(crate) fn parse_document(text: &str) -> Result<Parsed, Vec<Located>> {
     }
 }
 
+/// Collects every error of one document while its parts are read.
 struct Reader<'a> {
+    /// Locates serde errors by span.
     index: &'a KeyIndex,
     /// Each channel's kind once known, to name it in messages.
     kinds: HashMap<String, ChannelKind>,
+    /// Everything wrong so far, in the order found.
     errors: Vec<Located>,
 }
 
@@ -382,8 +396,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

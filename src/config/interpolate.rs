@@ -388,6 +388,31 @@ mod tests {
         assert_eq!(i.original_offset(13, false), 15);
     }
 
+    proptest::proptest! {
+        /// Whatever a variable holds arrives byte for byte, in both kinds of basic string.
+        #[test]
+        fn any_value_round_trips(value in "\\PC*|[\"\\\\\n\r\t\u{0}-\u{1f}\u{7f}'$#{}]*") {
+            let env = |_: &str| Some(value.clone());
+            let out = interpolate("a = \"${V}\"\nb = \"\"\"${V}\"\"\"\n", &env).unwrap();
+            let parsed: toml::Table = toml::from_str(&out.text).unwrap();
+            proptest::prop_assert_eq!(parsed["a"].as_str(), Some(value.as_str()));
+            proptest::prop_assert_eq!(parsed["b"].as_str(), Some(value.as_str()));
+            proptest::prop_assert_eq!(out.text.lines().count(), 2, "a value added a line");
+        }
+
+        /// Arbitrary text never panics the scanner, and offsets map back inside the original.
+        #[test]
+        fn arbitrary_text_is_handled(text in "[ -~\n'\"#$\\{}é]{0,200}") {
+            let env = |name: &str| name.len().is_multiple_of(2).then(|| "v\"\\".to_owned());
+            if let Ok(out) = interpolate(&text, &env) {
+                for offset in 0..=out.text.len() {
+                    proptest::prop_assert!(out.original_offset(offset, false) <= text.len());
+                    proptest::prop_assert!(out.original_offset(offset, true) <= text.len());
+                }
+            }
+        }
+    }
+
     #[test]
     fn redacts_values_within_the_span_only() {
         let text = "a = \"${TOKEN}\"\nb = \"s3cr3t\"";

@@ -5,9 +5,9 @@
 //! text; the daemon's hot reload calls the same function, so an edit is refused with the same
 //! messages `omnistock check` prints. The steps, one module each:
 //!
-//! 1. [`interpolate`]: `${VAR}` from the environment, inside double-quoted strings only, escaped
+//! 1. `interpolate`: `${VAR}` from the environment, inside double-quoted strings only, escaped
 //!    so a value cannot break the TOML; every missing variable reported at once.
-//! 2. [`document`]: TOML with spans; each `[channels.<id>]` read in two steps (its `type`, then
+//! 2. `document`: TOML with spans; each `[channels.<id>]` read in two steps (its `type`, then
 //!    its strict struct) so an unknown key is reported at its own line.
 //! 3. [`validate()`]: the semantic pass, every problem with its key path and value.
 //!
@@ -211,4 +211,192 @@ pub fn redacted_summary(config: &Config) -> String {
         let _ = writeln!(out, "  rules[{i}]: {} on {on}", rule.matcher);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashMap, HashSet};
+
+    use super::channel::struct_keys;
+    use super::*;
+
+    /// The example is the merchant's reference and a test fixture (STYLE habit 12).
+    const EXAMPLE: &str = include_str!("../../config/omnistock.example.toml");
+
+    fn tables<'a>(values: impl Iterator<Item = &'a toml::Value>) -> Vec<&'a toml::Table> {
+        values.filter_map(toml::Value::as_table).collect()
+    }
+
+    /// Keys of `keys` that appear in none of `tables`, as `at.key`.
+    fn missing(at: &str, keys: &[&str], tables: &[&toml::Table]) -> Vec<String> {
+        keys.iter()
+            .filter(|k| !tables.iter().any(|t| t.contains_key(**k)))
+            .map(|k| format!("{at}.{k}"))
+            .collect()
+    }
+
+    #[test]
+    fn the_example_shows_every_key_the_code_accepts() {
+        let doc: toml::Table = toml::from_str(EXAMPLE).unwrap();
+        let channels: Vec<&toml::Table> = tables(doc["channels"].as_table().unwrap().values());
+        let rules: Vec<&toml::Table> = tables(doc["rules"].as_array().unwrap().iter());
+        let sub = |name: &str| -> Vec<&toml::Table> {
+            tables(channels.iter().chain(&rules).filter_map(|t| t.get(name)))
+        };
+
+        let mut missing_keys = Vec::new();
+        missing_keys.extend(missing(
+            "",
+            &["daemon", "locations", "channels", "rules"],
+            &[&doc],
+        ));
+        missing_keys.extend(missing(
+            "daemon",
+            struct_keys::<DaemonConfig>(),
+            &tables(doc.get("daemon").into_iter()),
+        ));
+        missing_keys.extend(missing(
+            "locations",
+            struct_keys::<LocationConfig>(),
+            &tables(doc["locations"].as_array().unwrap().iter()),
+        ));
+        missing_keys.extend(missing("rules", struct_keys::<RuleConfig>(), &rules));
+        missing_keys.extend(missing("channels.*", ChannelCommon::keys(), &channels));
+        for kind in ChannelKind::ALL {
+            let of_kind: Vec<&toml::Table> = channels
+                .iter()
+                .copied()
+                .filter(|t| t.get("type").and_then(|v| v.as_str()) == Some(kind.as_str()))
+                .collect();
+            assert!(!of_kind.is_empty(), "the example has no {kind} channel");
+            missing_keys.extend(missing(kind.as_str(), kind.specific_keys(), &of_kind));
+        }
+        missing_keys.extend(missing(
+            "stock",
+            struct_keys::<StockKnobsConfig>(),
+            &sub("stock"),
+        ));
+        missing_keys.extend(missing(
+            "price",
+            struct_keys::<PriceKnobsConfig>(),
+            &sub("price"),
+        ));
+        missing_keys.extend(missing(
+            "schedule",
+            struct_keys::<ScheduleConfig>(),
+            &sub("schedule"),
+        ));
+        missing_keys.extend(missing(
+            "limits",
+            struct_keys::<LimitsConfig>(),
+            &sub("limits"),
+        ));
+        missing_keys.extend(missing(
+            "policies",
+            struct_keys::<EbayPoliciesConfig>(),
+            &sub("policies"),
+        ));
+        assert!(
+            missing_keys.is_empty(),
+            "add these keys to the example: {missing_keys:?}"
+        );
+    }
+
+    #[test]
+    fn every_key_in_the_example_is_explained_the_first_time_it_appears() {
+        let doc: toml::Table = toml::from_str(EXAMPLE).unwrap();
+        let kinds: HashMap<&str, &str> = doc["channels"]
+            .as_table()
+            .unwrap()
+            .iter()
+            .map(|(id, t)| (id.as_str(), t["type"].as_str().unwrap()))
+            .collect();
+        let lines: Vec<&str> = EXAMPLE.lines().map(str::trim).collect();
+        let is_key = |l: &str| !l.is_empty() && !l.starts_with('#') && !l.starts_with('[');
+        let mut seen = HashSet::new();
+        let mut section = String::new();
+        let mut undocumented = BTreeSet::new();
+        for (i, line) in lines.iter().enumerate() {
+            if let Some(header) = line.strip_prefix('[') {
+                let path = header.trim_matches(['[', ']']);
+                section = match path.split('.').collect::<Vec<_>>()[..] {
+                    ["channels", id] => format!("channels:{}", kinds[id]),
+                    // A sub-table of a channel is a common key written another way.
+                    // (`=` marks a section whose keys all count as that one key.)
+                    ["channels", _, sub] => format!("=channels:common.{sub}"),
+                    _ => path.to_owned(),
+                };
+                continue;
+            }
+            if !is_key(line) {
+                continue;
+            }
+            let key = line.split('=').next().unwrap().trim();
+            let identity = if let Some(whole) = section.strip_prefix('=') {
+                whole.to_owned()
+            } else if section.starts_with("channels:")
+                && (key == "type" || ChannelCommon::keys().contains(&key))
+            {
+                format!("channels:common.{key}")
+            } else {
+                format!("{section}.{key}")
+            };
+            if !seen.insert(identity.clone()) {
+                continue;
+            }
+            // A comment at the end of the line or right above it; or, for keys explained
+            // together, a comment above the group that names the key.
+            let run = lines[..i].iter().rev().take_while(|l| is_key(l)).count();
+            let comment: Vec<&str> = lines[..i - run]
+                .iter()
+                .rev()
+                .take_while(|l| l.starts_with('#'))
+                .copied()
+                .collect();
+            let documented = line.contains(" # ")
+                || (run == 0 && !comment.is_empty())
+                || comment.iter().any(|c| c.contains(key));
+            if !documented {
+                undocumented.insert(format!("line {}: {identity}", i + 1));
+            }
+        }
+        assert!(
+            undocumented.is_empty(),
+            "explain these keys in the example: {undocumented:?}"
+        );
+    }
+
+    #[test]
+    fn a_summary_names_channels_but_no_secret() {
+        let config = parse(EXAMPLE, "example", &|name| Some(format!("hidden-{name}"))).unwrap();
+        let summary = redacted_summary(&config);
+        assert!(
+            summary
+                .contains("  amazon_us: amazon enabled, https://sellingpartnerapi-na.amazon.com"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("  shop_b2b: shopify disabled"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("rules[0]: sku:CLEAR-* on ebay"),
+            "{summary}"
+        );
+        for secret in [
+            "hidden-AMAZON_CLIENT_SECRET",
+            "hidden-OMNISTOCK_ADMIN_TOKEN",
+            "hidden-WOO_CONSUMER_KEY",
+        ] {
+            assert!(!summary.contains(secret), "{summary}");
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let text = "[[locations]]\nid = \"main\"\n";
+        let with_bom = parse(&format!("\u{feff}{text}"), "bom", &|_| None).unwrap();
+        assert_eq!(with_bom, parse(text, "plain", &|_| None).unwrap());
+        assert_eq!(with_bom.locations[0].id, "main");
+    }
 }

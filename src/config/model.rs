@@ -23,7 +23,7 @@ use super::secret::Secret;
 /// [`crate::config::load`], which read each channel's section separately so that every error keeps
 /// the line and column of the offending key (a derived internally-tagged enum would point at the
 /// `[channels.x]` header instead).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Process-wide settings: database, admin listener, logging.
     pub daemon: DaemonConfig,
@@ -51,7 +51,7 @@ impl Config {
 ///
 /// `Debug` is written by hand: `database` may carry a password (`postgres://user:pass@host/db`),
 /// which it hides.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonConfig {
     /// `sqlite://path` (embedded, single instance) or `postgres://user@host/db` (several instances).
@@ -155,7 +155,7 @@ pub enum LogFormat {
 }
 
 /// `[[locations]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocationConfig {
     /// Stable id used in CSV imports, `stock set --location` and channel `locations`.
@@ -323,7 +323,7 @@ impl ScheduleConfig {
 }
 
 /// `[[rules]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// `sku:GLOB` (`*` and `?`) or `tag:NAME`.

@@ -268,7 +268,12 @@ impl Validator {
                 "must name at least one location (omit the key to use all of them)",
             );
         }
-        let defined: Vec<&str> = config.location_ids().collect();
+        let mut defined: Vec<&str> = Vec::new();
+        for location in config.location_ids() {
+            if !defined.contains(&location) {
+                defined.push(location);
+            }
+        }
         let mut seen = HashSet::new();
         for (i, location) in common.locations.iter().enumerate() {
             let key = at(&format!("locations[{i}]"));
