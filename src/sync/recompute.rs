@@ -279,12 +279,17 @@ async fn recompute_chunk(
     skus: &[String],
 ) -> Result<RecomputeStats, StoreError> {
     let (facts, levels) = load_facts(tx, skus).await?;
-    // Existing desired values.
+    // Existing desired values. Both key columns are constrained so the (channel, sku) primary key
+    // serves the lookup (a filter on sku alone would scan the table).
     let sql = format!(
-        "SELECT channel, sku, desired_json FROM channel_items WHERE sku IN ({})",
-        placeholders(1, skus.len())
+        "SELECT channel, sku, desired_json FROM channel_items WHERE channel IN ({}) AND sku IN ({})",
+        placeholders(1, plan.channels.len()),
+        placeholders(1 + plan.channels.len(), skus.len())
     );
     let mut q = sqlx::query(AssertSqlSafe(sql));
+    for c in &plan.channels {
+        q = q.bind(c.id.as_str());
+    }
     for s in skus {
         q = q.bind(s.as_str());
     }
