@@ -10,7 +10,9 @@ pub mod import;
 
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::store::{IN_CHUNK, Store, StoreError, Tx, now_ms, placeholders, row_placeholders};
+use crate::store::{
+    IN_CHUNK, MAX_PARAMS, Store, StoreError, Tx, now_ms, placeholders, row_placeholders,
+};
 
 /// A product (the thing variants are variants of).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,8 +92,8 @@ pub struct Movement<'a> {
     pub order_ref: Option<&'a str>,
 }
 
-/// Rows per multi-row statement in the batch writers below (well under [`MAX_PARAMS`]).
-const BATCH_ROWS: usize = 1000;
+/// Rows per multi-row statement in the batch writers below: [`MAX_PARAMS`] over the widest row.
+const BATCH_ROWS: usize = MAX_PARAMS / 13;
 
 /// Inserts or updates products, many per statement. Returns how many were created or changed.
 pub async fn upsert_products(tx: &mut Tx, products: &[&ProductInput]) -> Result<usize, StoreError> {

@@ -231,6 +231,17 @@ async fn malformed_files_are_refused_cleanly() {
             "a bundle cannot contain itself",
         ),
     ];
+    let huge = format!(
+        "sku,title,price,quantity,description\nA,B,1,1,{}\n",
+        "x".repeat(64 * 1024 + 1)
+    );
+    let cases: Vec<(&[u8], &str)> = cases
+        .into_iter()
+        .chain([(
+            huge.as_bytes(),
+            "row 2, column description: value is 65537 bytes; at most 65536",
+        )])
+        .collect();
     for (bytes, expected) in cases {
         let err = import_bytes(&store, &p, bytes, &opts())
             .await
