@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer, Visitor};
 
 use super::model::{PriceKnobsConfig, ScheduleConfig, StockKnobsConfig};
-use super::secret::Secret;
+use super::sensitive::Secret;
 
 /// The marketplace a channel talks to: the section's `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -22,7 +22,7 @@ mod error;
 mod interpolate;
 pub mod model;
 mod schedule;
-pub mod secret;
+pub mod sensitive;
 mod validate;
 
 use std::fmt::Write as _;
@@ -37,7 +37,7 @@ pub use decimal::{Decimal, DecimalError, MAX_FRACTION_DIGITS};
 pub use error::{ConfigError, Diagnostic, Position, Problem};
 pub use model::*;
 pub use schedule::parse_schedule;
-pub use secret::Secret;
+pub use sensitive::Secret;
 pub use validate::{MAX_CHANNEL_ID_CHARS, MIN_ADMIN_TOKEN_CHARS, validate};
 
 /// Largest config file accepted. A real one is a few kilobytes; the bound keeps a wrong path

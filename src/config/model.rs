@@ -15,7 +15,7 @@ use super::channel::ChannelConfig;
 #[cfg(doc)]
 use super::channel::{ChannelCommon, ChannelKind};
 use super::decimal::{Decimal, DecimalError};
-use super::secret::Secret;
+use super::sensitive::Secret;
 
 /// The whole file.
 ///

@@ -13,7 +13,7 @@ use super::model::{
     Config, DaemonConfig, DecimalInput, PriceKnobsConfig, StockKnobsConfig, redact_url_password,
 };
 use super::schedule::parse_schedule;
-use super::secret::Secret;
+use super::sensitive::Secret;
 
 /// Shortest accepted `daemon.admin_token` when the listener is reachable from other hosts.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
