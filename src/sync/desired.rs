@@ -104,30 +104,13 @@ pub struct Decimal {
 }
 
 impl Decimal {
-    /// Parses `1.15`, `-0.50`, `2`. At most 12 fraction digits, at most 20 integer digits.
+    /// Parses `1.15`, `-0.50`, `2` with the config's exact decimal parser (at most 6 fraction
+    /// digits); `None` when it is not a decimal.
     pub fn parse(text: &str) -> Option<Decimal> {
-        let t = text.trim();
-        let (neg, body) = match t.strip_prefix('-') {
-            Some(r) => (true, r),
-            None => (false, t.strip_prefix('+').unwrap_or(t)),
-        };
-        let (int, frac) = body.split_once('.').unwrap_or((body, ""));
-        if (int.is_empty() && frac.is_empty())
-            || !int.bytes().all(|b| b.is_ascii_digit())
-            || !frac.bytes().all(|b| b.is_ascii_digit())
-            || frac.len() > 12
-            || int.len() > 20
-        {
-            return None;
-        }
-        let mut m: i128 = 0;
-        for b in int.bytes().chain(frac.bytes()) {
-            m = m * 10 + i128::from(b - b'0');
-        }
-        Some(Decimal {
-            mantissa: if neg { -m } else { m },
-            scale: frac.len() as u32,
-        })
+        text.trim()
+            .parse::<crate::config::Decimal>()
+            .ok()
+            .map(Decimal::from)
     }
 
     /// This amount in minor units of a currency with `exponent` digits, rounded half away from zero.
@@ -150,6 +133,15 @@ impl fmt::Display for Decimal {
         let sign = if self.mantissa < 0 { "-" } else { "" };
         let a = self.mantissa.abs();
         write!(f, "{sign}{}.{:0w$}", a / p, a % p, w = self.scale as usize)
+    }
+}
+
+impl From<crate::config::Decimal> for Decimal {
+    fn from(d: crate::config::Decimal) -> Self {
+        Decimal {
+            mantissa: i128::from(d.mantissa()),
+            scale: d.scale(),
+        }
     }
 }
 
@@ -399,7 +391,7 @@ mod tests {
         assert_eq!(Decimal::parse("0.125").unwrap().to_minor(2), 13);
         assert_eq!(Decimal::parse("2").unwrap().to_string(), "2");
         assert_eq!(Decimal::parse("0.05").unwrap().to_string(), "0.05");
-        for bad in ["", "1e2", "1.2.3", "abc", "."] {
+        for bad in ["", "1e2", "1.2.3", "abc", ".", "0.1234567"] {
             assert_eq!(Decimal::parse(bad), None, "{bad}");
         }
     }

@@ -118,10 +118,7 @@ pub struct Resolved {
 
 fn dec(d: &Option<DecimalInput>) -> Option<Decimal> {
     // The config's semantic pass already refused values that do not parse.
-    d.as_ref().and_then(|d| d.parse().ok()).map(|d| Decimal {
-        mantissa: i128::from(d.mantissa()),
-        scale: d.scale(),
-    })
+    d.as_ref().and_then(|d| d.parse().ok()).map(Decimal::from)
 }
 
 fn stock_override(k: &StockKnobsConfig) -> StockOverride {
