@@ -74,8 +74,8 @@ pub trait Connector: Send + Sync {
 
     /// Sets quantity (and, when [`Capabilities::stock_carries_price`], price) for existing
     /// listings. `items.len()` never exceeds `max_stock_batch`. An item the channel does not list
-    /// yet comes back as `Retry` or `Rejected` with a message saying so; the dispatcher then sends
-    /// it through [`Connector::push_listings`].
+    /// yet comes back as [`ItemOutcome::NotListed`]; the dispatcher then sends it through
+    /// [`Connector::push_listings`].
     async fn push_stock(&self, items: &[StockUpdate]) -> Result<Vec<ItemOutcome>, ConnectorError>;
 
     /// Creates or replaces whole listings (content, price, quantity), publishing them where the

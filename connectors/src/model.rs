@@ -297,6 +297,12 @@ pub enum ItemOutcome {
         /// The marketplace's message.
         error: String,
     },
+    /// Not applied because the channel has no listing for this SKU yet (or lost it): the dispatcher
+    /// sends a [`ListingUpdate`] next instead of retrying the stock update.
+    NotListed {
+        /// The marketplace's message.
+        error: String,
+    },
     /// Not applied and will not be until someone changes something (invalid data, policy).
     Rejected {
         /// The marketplace's error code, when it gives one.
