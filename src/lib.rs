@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod http;
+pub mod orders;
 pub mod status;
 pub mod store;
 pub mod sync;

@@ -6,6 +6,7 @@ mod check;
 mod explain;
 mod import;
 mod orders;
+mod sandbox;
 mod status;
 mod stock;
 
@@ -54,6 +55,8 @@ pub enum Command {
     Explain(explain::Args),
     /// The unified order history across channels.
     Orders(orders::Args),
+    /// Start the fake marketplaces on local ports, for trying omnistock without accounts.
+    Sandbox(sandbox::Args),
 }
 
 /// Parses arguments and runs the command.
@@ -66,6 +69,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => status::run(&cli.config, args).await,
         Command::Explain(args) => explain::run(&cli.config, args).await,
         Command::Orders(args) => orders::run(&cli.config, args).await,
+        Command::Sandbox(args) => sandbox::run(args).await,
     }
 }
 

@@ -1,0 +1,4 @@
+//! Order ingestion stories, on SQLite and PostgreSQL.
+
+#[path = "../support/mod.rs"]
+mod support;
