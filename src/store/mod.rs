@@ -10,6 +10,7 @@
 //! writers lock the SKUs they touch with `SELECT … FOR UPDATE` ([`Store::lock_skus`]) in a global
 //! order, so concurrent recomputes of the same bundle cannot lose each other's update.
 
+pub mod lease;
 mod lock;
 
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, AssertSqlSafe, Executor};
 
+pub use lease::Lease;
 pub use lock::InstanceLock;
 
 /// An open write transaction.
