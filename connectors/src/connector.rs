@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::common::ConnectorStats;
 use crate::error::ConnectorError;
 use crate::model::{ChannelOrder, ItemOutcome, ListingUpdate, RemoteItem, Sku, StockUpdate};
 
@@ -101,4 +102,10 @@ pub trait Connector: Send + Sync {
 
     /// A cheap call that exercises auth and the main endpoint.
     async fn healthcheck(&self) -> Result<Health, ConnectorError>;
+
+    /// What the connector has done so far (requests, 429s, budget waits, its own counters), for
+    /// metrics and `omnistock status`. Cheap: reads counters, sends nothing.
+    fn stats(&self) -> ConnectorStats {
+        ConnectorStats::default()
+    }
 }

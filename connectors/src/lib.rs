@@ -4,10 +4,12 @@
 //! to its own API. This crate knows nothing of SQL, cron or the daemon's config file beyond each
 //! connector's own section.
 
+pub mod common;
 pub mod connector;
 pub mod error;
 pub mod model;
 
+pub use common::{ConnectorStats, Limits, Secret};
 pub use connector::{Capabilities, Connector, Health, OrdersPage, SnapshotPage};
 pub use error::{ConnectorError, ErrorClass};
 

@@ -1,0 +1,382 @@
+//! Rate budgets per (account, operation), shared by every caller of one connector (DESIGN §5).
+//!
+//! One connector object serves a channel's dispatcher, order poller and reconciler, so its
+//! [`Budget`] is the account's single source of pacing: every request first takes a token from
+//! its operation's bucket ([`Budget::acquire`]). Buckets are governor GCRA limiters with a sustained
+//! rate and a burst.
+//!
+//! The server has the last word:
+//! - a 429 pauses the operation for `Retry-After` (or the connector's default) with
+//!   [`Budget::pause`]; everyone waits, and no item burns a retry attempt on it;
+//! - a rate the server announces (Amazon `x-amzn-RateLimit-Limit`, Shopify's restore rate …)
+//!   replaces the bucket with [`Budget::adjust`].
+//!
+//! Time is tokio's clock (governor reads it through [`TokioClock`]), so tests can pause and
+//! advance it instead of sleeping.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use serde::Serialize;
+use tokio::time::Instant;
+
+/// Slowest rate a bucket can hold (one request per ~11.6 days); lower values are raised to it so
+/// the refill period stays representable.
+const MIN_RATE_PER_SEC: f64 = 1e-6;
+
+/// governor's view of tokio's clock: nanoseconds since the budget was created.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    origin: Instant,
+}
+
+impl Clock for TokioClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        Nanos::from(self.origin.elapsed())
+    }
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
+
+/// One operation's bucket and pause.
+#[derive(Debug)]
+struct Bucket {
+    limiter: Arc<Limiter>,
+    rate_per_sec: f64,
+    burst: u32,
+    paused_until: Option<Instant>,
+}
+
+/// Counters of one operation.
+#[derive(Debug, Default)]
+struct Counters {
+    acquired: AtomicU64,
+    waits: AtomicU64,
+    waited_nanos: AtomicU64,
+    pauses: AtomicU64,
+    adjustments: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Operation {
+    bucket: Mutex<Bucket>,
+    counters: Counters,
+}
+
+/// What one operation's budget looks like now (for `status` and metrics).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetSnapshot {
+    /// The operation (`inventory`, `fulfillment`, `identity` …).
+    pub operation: String,
+    /// Sustained rate in force.
+    pub rate_per_sec: f64,
+    /// Bucket size in force.
+    pub burst: u32,
+    /// Tokens handed out.
+    pub acquired: u64,
+    /// Acquisitions that had to wait (empty bucket or pause).
+    pub waits: u64,
+    /// Total time callers spent waiting, in milliseconds.
+    pub waited_ms: u64,
+    /// Pauses ordered (429s).
+    pub pauses: u64,
+    /// Rate changes the server announced.
+    pub adjustments: u64,
+    /// Remaining pause, in milliseconds (0 when not paused).
+    pub paused_for_ms: u64,
+}
+
+/// The rate budgets of one marketplace account. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Budget {
+    account: String,
+    clock: TokioClock,
+    default_rate: f64,
+    default_burst: u32,
+    operations: Mutex<BTreeMap<String, Arc<Operation>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these short locks leaves consistent data; keep going.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn limiter(clock: TokioClock, rate_per_sec: f64, burst: u32) -> Arc<Limiter> {
+    let rate = if rate_per_sec.is_finite() {
+        rate_per_sec.max(MIN_RATE_PER_SEC)
+    } else {
+        MIN_RATE_PER_SEC
+    };
+    let period = Duration::try_from_secs_f64(1.0 / rate)
+        .unwrap_or(Duration::MAX)
+        .max(Duration::from_nanos(1));
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    let quota = Quota::with_period(period)
+        .unwrap_or(Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst);
+    Arc::new(RateLimiter::direct_with_clock(quota, clock))
+}
+
+impl Budget {
+    /// Budgets for `account` (a label for logs: `ebay:EBAY_US`); operations not set with
+    /// [`Budget::set`] get `default_rate` per second with a bucket of `default_burst`.
+    pub fn new(account: impl Into<String>, default_rate: f64, default_burst: u32) -> Self {
+        Budget {
+            account: account.into(),
+            clock: TokioClock {
+                origin: Instant::now(),
+            },
+            default_rate,
+            default_burst,
+            operations: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Sets an operation's rate and burst (a full bucket).
+    pub fn set(&self, operation: &str, rate_per_sec: f64, burst: u32) {
+        let op = self.operation(operation);
+        let mut b = lock(&op.bucket);
+        b.limiter = limiter(self.clock, rate_per_sec, burst);
+        b.rate_per_sec = rate_per_sec;
+        b.burst = burst;
+    }
+
+    fn operation(&self, name: &str) -> Arc<Operation> {
+        let mut ops = lock(&self.operations);
+        ops.entry(name.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Operation {
+                    bucket: Mutex::new(Bucket {
+                        limiter: limiter(self.clock, self.default_rate, self.default_burst),
+                        rate_per_sec: self.default_rate,
+                        burst: self.default_burst,
+                        paused_until: None,
+                    }),
+                    counters: Counters::default(),
+                })
+            })
+            .clone()
+    }
+
+    /// Waits until `operation` may send one request: past any pause, then a token from its
+    /// bucket. Cancel-safe (dropping the future gives nothing back and takes nothing).
+    pub async fn acquire(&self, operation: &str) {
+        let op = self.operation(operation);
+        let started = Instant::now();
+        let mut waited = false;
+        loop {
+            let (limiter, paused_until) = {
+                let b = lock(&op.bucket);
+                (b.limiter.clone(), b.paused_until)
+            };
+            if let Some(until) = paused_until
+                && until > Instant::now()
+            {
+                waited = true;
+                tokio::time::sleep_until(until).await;
+                // The pause may have been extended meanwhile: look again.
+                continue;
+            }
+            match limiter.check() {
+                Ok(()) => break,
+                Err(not_until) => {
+                    waited = true;
+                    tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+                }
+            }
+        }
+        let c = &op.counters;
+        c.acquired.fetch_add(1, Ordering::Relaxed);
+        if waited {
+            c.waits.fetch_add(1, Ordering::Relaxed);
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            c.waited_nanos.fetch_add(nanos, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops `operation` for `wait` (a 429's `Retry-After`, or the connector's default): every
+    /// caller's [`Budget::acquire`] waits until then. A longer pause already in force stays.
+    pub fn pause(&self, operation: &str, wait: Duration) {
+        let op = self.operation(operation);
+        let until = Instant::now() + wait;
+        {
+            let mut b = lock(&op.bucket);
+            if b.paused_until.is_none_or(|p| p < until) {
+                b.paused_until = Some(until);
+            }
+        }
+        op.counters.pauses.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(account = %self.account, operation, wait_ms = wait.as_millis() as u64, "Rate budget paused after a throttled call.");
+    }
+
+    /// Replaces `operation`'s sustained rate with the one the server announced (the burst stays).
+    /// A rate equal to the one in force changes nothing, so a header repeated on every answer
+    /// does not reset the bucket.
+    pub fn adjust(&self, operation: &str, rate_per_sec: f64) {
+        if !rate_per_sec.is_finite() || rate_per_sec <= 0.0 {
+            return;
+        }
+        let op = self.operation(operation);
+        let mut b = lock(&op.bucket);
+        if (b.rate_per_sec - rate_per_sec).abs() <= f64::EPSILON * b.rate_per_sec.abs() {
+            return;
+        }
+        tracing::info!(account = %self.account, operation, from = b.rate_per_sec, to = rate_per_sec, "Rate budget adjusted to the server's limit.");
+        b.limiter = limiter(self.clock, rate_per_sec, b.burst);
+        b.rate_per_sec = rate_per_sec;
+        op.counters.adjustments.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Remaining pause of `operation` (`None` when it is not paused).
+    pub fn paused_for(&self, operation: &str) -> Option<Duration> {
+        let op = self.operation(operation);
+        let b = lock(&op.bucket);
+        b.paused_until
+            .map(|until| until.saturating_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Every operation's budget and counters, by name.
+    pub fn snapshot(&self) -> Vec<BudgetSnapshot> {
+        let ops: Vec<(String, Arc<Operation>)> = lock(&self.operations)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let now = Instant::now();
+        ops.into_iter()
+            .map(|(name, op)| {
+                let (rate_per_sec, burst, paused_until) = {
+                    let b = lock(&op.bucket);
+                    (b.rate_per_sec, b.burst, b.paused_until)
+                };
+                let c = &op.counters;
+                BudgetSnapshot {
+                    operation: name,
+                    rate_per_sec,
+                    burst,
+                    acquired: c.acquired.load(Ordering::Relaxed),
+                    waits: c.waits.load(Ordering::Relaxed),
+                    waited_ms: c.waited_nanos.load(Ordering::Relaxed) / 1_000_000,
+                    pauses: c.pauses.load(Ordering::Relaxed),
+                    adjustments: c.adjustments.load(Ordering::Relaxed),
+                    paused_for_ms: paused_until.map_or(0, |u| {
+                        u64::try_from(u.saturating_duration_since(now).as_millis())
+                            .unwrap_or(u64::MAX)
+                    }),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(b: &Budget, op: &str) -> BudgetSnapshot {
+        b.snapshot()
+            .into_iter()
+            .find(|s| s.operation == op)
+            .expect("operation known")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn burst_then_sustained_rate() {
+        let b = Budget::new("test", 10.0, 5);
+        let start = Instant::now();
+        for _ in 0..5 {
+            b.acquire("inventory").await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "the burst goes at once");
+        for _ in 0..10 {
+            b.acquire("inventory").await;
+        }
+        let elapsed = start.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(990) && elapsed <= Duration::from_millis(1010),
+            "ten more at 10/s take a second: {elapsed:?}"
+        );
+        let s = snap(&b, "inventory");
+        assert_eq!(s.acquired, 15);
+        assert_eq!(s.waits, 10);
+        assert!(s.waited_ms >= 900);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn operations_have_separate_buckets() {
+        let b = Budget::new("test", 1.0, 1);
+        b.set("fulfillment", 1.0, 1);
+        let start = Instant::now();
+        b.acquire("inventory").await;
+        b.acquire("fulfillment").await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        b.acquire("inventory").await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_holds_every_caller() {
+        let b = Arc::new(Budget::new("test", 1000.0, 100));
+        b.acquire("inventory").await;
+        b.pause("inventory", Duration::from_secs(30));
+        assert_eq!(b.paused_for("inventory"), Some(Duration::from_secs(30)));
+        // A shorter pause does not cut the longer one short.
+        b.pause("inventory", Duration::from_secs(5));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..3)
+            .map(|_| {
+                let b = b.clone();
+                tokio::spawn(async move {
+                    b.acquire("inventory").await;
+                    Instant::now()
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap() - start, Duration::from_secs(30));
+        }
+        assert_eq!(b.paused_for("inventory"), None);
+        assert!(
+            b.paused_for("fulfillment").is_none(),
+            "other operations run"
+        );
+        let s = snap(&b, "inventory");
+        assert_eq!(s.pauses, 2);
+        assert_eq!(s.waits, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn adjust_swaps_the_rate() {
+        let b = Budget::new("test", 10.0, 1);
+        b.acquire("op").await;
+        b.adjust("op", 2.0);
+        b.adjust("op", 2.0);
+        b.adjust("op", f64::NAN);
+        let start = Instant::now();
+        b.acquire("op").await;
+        b.acquire("op").await;
+        assert_eq!(start.elapsed(), Duration::from_millis(500));
+        let s = snap(&b, "op");
+        assert_eq!(s.rate_per_sec, 2.0);
+        assert_eq!(s.adjustments, 1);
+    }
+
+    #[test]
+    fn absurd_rates_do_not_panic() {
+        for rate in [0.0, -1.0, f64::INFINITY, 1e-30, 1e30] {
+            let b = Budget::new("test", rate, 0);
+            b.set("x", rate, 0);
+            assert_eq!(b.snapshot().len(), 1);
+        }
+    }
+}
