@@ -76,7 +76,9 @@ pub(crate) async fn gate(State(ctx): State<GateCtx>, mut req: Request, next: Nex
     if !network.is_zero() {
         tokio::time::sleep(network).await;
     }
-    ctx.shared.recorder.request(market.name, op.name);
+    ctx.shared
+        .recorder
+        .request(market.name, op.name, req.uri().query());
     let plan = ctx.shared.faults.plan(market.name, op.name, &path);
     if !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;

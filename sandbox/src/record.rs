@@ -88,6 +88,10 @@ pub struct RequestRecord {
     pub marketplace: String,
     /// Operation name.
     pub operation: String,
+    /// The raw query string as received, still percent-encoded (so tests can check how a client
+    /// encoded it, e.g. eBay's `filter` brackets); `None` without one.
+    #[serde(default)]
+    pub query: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -156,7 +160,12 @@ impl Recorder {
     }
 
     /// Notes the arrival of a request.
-    pub(crate) fn request(&self, marketplace: &'static str, operation: &'static str) {
+    pub(crate) fn request(
+        &self,
+        marketplace: &'static str,
+        operation: &'static str,
+        query: Option<&str>,
+    ) {
         let at_ms = self.elapsed_ms();
         let mut logs = self.lock();
         logs.next_request += 1;
@@ -169,6 +178,7 @@ impl Recorder {
                 at_ms,
                 marketplace: marketplace.to_owned(),
                 operation: operation.to_owned(),
+                query: query.map(str::to_owned),
             },
         );
     }
@@ -266,11 +276,13 @@ mod tests {
     #[test]
     fn request_counts_are_per_operation() {
         let rec = Recorder::new();
-        rec.request("ebay", "getOrders");
-        rec.request("ebay", "getOrders");
-        rec.request("ebay", "getOrder");
+        rec.request("ebay", "getOrders", Some("limit=1"));
+        rec.request("ebay", "getOrders", None);
+        rec.request("ebay", "getOrder", None);
         assert_eq!(rec.request_count("ebay", "getOrders"), 2);
         assert_eq!(rec.request_count("ebay", "nope"), 0);
-        assert_eq!(rec.requests(Some("ebay")).len(), 3);
+        let requests = rec.requests(Some("ebay"));
+        assert_eq!(requests.len(), 3);
+        assert_eq!(requests[0].query.as_deref(), Some("limit=1"));
     }
 }
