@@ -9,9 +9,15 @@ pub mod connector;
 pub mod error;
 pub mod model;
 
+#[cfg(feature = "ebay")]
+pub mod ebay;
+
 pub use common::{ConnectorStats, Limits, Secret};
 pub use connector::{Capabilities, Connector, Health, OrdersPage, SnapshotPage};
 pub use error::{ConnectorError, ErrorClass};
+
+#[cfg(feature = "ebay")]
+pub use ebay::{EbayConfig, EbayConnector, EbayPolicies};
 
 pub use model::{
     ChannelOrder, Currency, ItemOutcome, ListingUpdate, Money, MoneyError, OrderLine, OrderStatus,
