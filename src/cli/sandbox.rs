@@ -13,6 +13,9 @@ use omnistock_sandbox::{EbayCredentials, EbayOptions, Sandbox, SandboxOptions, S
 /// The port `config/demo.toml` points every channel at.
 pub const DEFAULT_PORT: u16 = 18080;
 
+/// The `merchant_location_key` of config/demo.toml: the sandbox's eBay seller has it from the start.
+pub const DEMO_LOCATION_KEY: &str = "main";
+
 /// The demo catalog, for `--seed-demo`.
 const DEMO_CATALOG: &str = include_str!("../../config/demo-catalog.csv");
 
@@ -192,6 +195,8 @@ pub async fn run(args: Args) -> Result<()> {
     let sandbox = Sandbox::start(opts)
         .await
         .context("starting the sandbox (is the port taken? try --port 0)")?;
+    // The seller's warehouse exists on eBay before omnistock ever runs.
+    sandbox.ensure_ebay_location(DEMO_LOCATION_KEY);
     print!(
         "{}",
         banner(&sandbox.base_url(), &args, &credentials, seeded)
@@ -299,7 +304,7 @@ mod tests {
         );
         assert_eq!(
             ebay["merchant_location_key"].as_str(),
-            Some(omnistock_sandbox::ebay::DEFAULT_LOCATION_KEY)
+            Some(DEMO_LOCATION_KEY)
         );
     }
 
@@ -325,6 +330,44 @@ mod tests {
         let text = banner(&sandbox.base_url(), &args, &demo_credentials(), 4);
         assert!(text.contains("/_control/faults"), "{text}");
         assert!(text.contains("\"sandbox-secret\""), "{text}");
+        sandbox.shutdown().await;
+    }
+
+    /// config/demo.toml's location exists without seeding, so the daemon can publish offers.
+    #[tokio::test]
+    async fn the_demo_location_exists_from_the_start() {
+        let args = parse(&["omnistock", "sandbox", "--port", "0"]);
+        let sandbox = Sandbox::start(options(&args).unwrap()).await.unwrap();
+        sandbox.ensure_ebay_location(DEMO_LOCATION_KEY);
+        omnistock_connectors::common::http::install_crypto_provider();
+        let http = reqwest::Client::new();
+        let base = format!("{}/ebay", sandbox.base_url());
+        let creds = demo_credentials();
+        let token: serde_json::Value = http
+            .post(format!("{base}/identity/v1/oauth2/token"))
+            .basic_auth(&creds.client_id, Some(&creds.client_secret))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", creds.refresh_token.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = token["access_token"]
+            .as_str()
+            .expect("a token for the demo credentials");
+        let location = http
+            .get(format!(
+                "{base}/sell/inventory/v1/location/{DEMO_LOCATION_KEY}"
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(location.status(), 200);
         sandbox.shutdown().await;
     }
 }
