@@ -21,9 +21,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use tokio::sync::watch;
+
 use crate::config::Config;
+use crate::store::lease::owner_id;
 use crate::store::{InstanceLock, Store, now_ms};
-use crate::sync::{SyncPlan, recompute_all};
+use crate::sync::engine::Engine;
+use crate::sync::{SyncPlan, channels, recompute_all};
 
 /// The config in force and what was derived from it.
 #[derive(Debug)]
@@ -64,6 +68,10 @@ pub struct Shared {
     reloads: RwLock<ReloadState>,
     /// When the daemon started (unix ms).
     pub started_at: i64,
+    /// The channel runtimes.
+    pub engine: Arc<Engine>,
+    /// Publishes the sync plan in force to the engine's tasks.
+    plan_tx: watch::Sender<Arc<SyncPlan>>,
 }
 
 impl Shared {
@@ -138,6 +146,17 @@ impl Daemon {
         ensure_plan_applied(&store, &plan).await?;
         let listen = config.daemon.listen.clone();
         let shutdown_timeout = Duration::from_secs(config.daemon.shutdown_timeout_secs);
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (plan_tx, plan_rx) = watch::channel(Arc::new(plan.clone()));
+        let engine = Engine::new(
+            store.clone(),
+            owner_id("daemon"),
+            plan_rx,
+            tracker.clone(),
+            cancel.clone(),
+        );
+        let (specs, problems) = channels::specs(&config);
         let shared = Arc::new(Shared {
             store,
             config_path: config_path.to_owned(),
@@ -149,9 +168,9 @@ impl Daemon {
             })),
             reloads: RwLock::new(ReloadState::default()),
             started_at: now_ms(),
+            engine,
+            plan_tx,
         });
-        let cancel = CancellationToken::new();
-        let tracker = TaskTracker::new();
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen} (daemon.listen)"))?;
@@ -162,6 +181,10 @@ impl Daemon {
             cancel.clone(),
         ));
         tracker.spawn(watch_config(Arc::clone(&shared), cancel.clone()));
+        for p in &problems {
+            warn!(channel = %p.channel, "{}", p.error);
+        }
+        shared.engine.apply(specs, problems);
         info!(listen = %http_addr, database = %crate::cli::redact_url(shared.store.url()), "omnistock is running.");
         Ok(Daemon {
             shared,
@@ -325,6 +348,12 @@ async fn reload(shared: &Shared) -> bool {
         });
         return false;
     }
+    let (specs, problems) = channels::specs(&config);
+    for p in &problems {
+        warn!(channel = %p.channel, "{}", p.error);
+    }
+    shared.plan_tx.send_replace(Arc::new(plan.clone()));
+    shared.engine.apply(specs, problems);
     shared.set_current(Loaded {
         config,
         plan,

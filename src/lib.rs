@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod orders;
+pub mod reconcile;
 pub mod schedule;
 pub mod status;
 pub mod store;

@@ -3,9 +3,11 @@
 //! exit.
 
 mod check;
+mod demo;
 mod explain;
 mod import;
 mod orders;
+mod resync;
 mod sandbox;
 mod status;
 mod stock;
@@ -55,6 +57,11 @@ pub enum Command {
     Explain(explain::Args),
     /// The unified order history across channels.
     Orders(orders::Args),
+    /// Read what the channels show, print the difference, and push it (unless --dry-run).
+    Resync(resync::Args),
+    /// Sandbox marketplaces + daemon + sample catalog + orders, printing how fast every channel
+    /// follows; exits by itself.
+    Demo(demo::Args),
     /// Start the fake marketplaces on local ports, for trying omnistock without accounts.
     Sandbox(sandbox::Args),
 }
@@ -69,6 +76,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => status::run(&cli.config, args).await,
         Command::Explain(args) => explain::run(&cli.config, args).await,
         Command::Orders(args) => orders::run(&cli.config, args).await,
+        Command::Resync(args) => resync::run(&cli.config, args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
     }
 }

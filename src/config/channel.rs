@@ -200,6 +200,10 @@ pub struct ChannelCommon {
     /// most this long.
     #[serde(default = "default_poll_interval_secs")]
     pub poll_interval_secs: u64,
+    /// Each order poll starts this many seconds before the newest change already seen, so orders
+    /// the marketplace indexes late are still caught (duplicates are recognised and skipped).
+    #[serde(default = "default_order_overlap_secs")]
+    pub order_overlap_secs: u64,
     /// Overrides of the marketplace's default rate, burst, batch size and timeout.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -208,6 +212,8 @@ pub struct ChannelCommon {
 impl ChannelCommon {
     /// Default `poll_interval_secs`.
     pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 30;
+    /// Default `order_overlap_secs`.
+    pub const DEFAULT_ORDER_OVERLAP_SECS: u64 = 120;
 
     /// The keys this struct accepts, read from its `Deserialize` impl.
     pub fn keys() -> &'static [&'static str] {
@@ -227,6 +233,7 @@ impl Default for ChannelCommon {
             },
             enabled: default_enabled(),
             poll_interval_secs: default_poll_interval_secs(),
+            order_overlap_secs: default_order_overlap_secs(),
             limits: LimitsConfig::default(),
         }
     }
@@ -237,6 +244,9 @@ fn default_enabled() -> bool {
 }
 fn default_poll_interval_secs() -> u64 {
     ChannelCommon::DEFAULT_POLL_INTERVAL_SECS
+}
+fn default_order_overlap_secs() -> u64 {
+    ChannelCommon::DEFAULT_ORDER_OVERLAP_SECS
 }
 
 /// `limits = { rate_per_sec = 2.0, burst = 5, batch_size = 25, timeout_secs = 30 }`.
@@ -254,6 +264,9 @@ pub struct LimitsConfig {
     pub batch_size: Option<u32>,
     /// Seconds before a request counts as an unknown outcome.
     pub timeout_secs: Option<u64>,
+    /// Longest wait, in seconds, between retries of a failing item or a failing channel (the
+    /// backoff is exponential with full jitter up to this cap).
+    pub retry_max_secs: Option<u64>,
 }
 
 impl LimitsConfig {
@@ -323,6 +336,10 @@ pub struct EbayConfig {
     /// OAuth token URL that trades the refresh token for access tokens.
     #[serde(default = "EbayConfig::default_token_endpoint")]
     pub token_endpoint: String,
+    /// Base URL of the Fulfillment API when it differs from `endpoint` (eBay also serves it from
+    /// `https://apiz.ebay.com`); default: `endpoint`.
+    #[serde(default)]
+    pub fulfillment_endpoint: Option<String>,
     /// Application (client) id of the merchant's eBay developer keyset.
     pub client_id: String,
     /// Client secret ("Cert ID") of the keyset.

@@ -439,6 +439,9 @@ impl Validator {
         if l.timeout_secs == Some(0) {
             self.push(format!("{at}.timeout_secs"), "must be at least 1, got 0");
         }
+        if l.retry_max_secs == Some(0) {
+            self.push(format!("{at}.retry_max_secs"), "must be at least 1, got 0");
+        }
     }
 
     fn url(&mut self, key: &str, url: &str) {

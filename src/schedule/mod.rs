@@ -48,7 +48,9 @@ pub async fn last_tick(store: &Store, name: &str) -> Result<Option<i64>, StoreEr
 }
 
 fn to_utc(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_else(Utc::now)
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or_else(Utc::now)
 }
 
 /// The tick to run now, if any: the latest tick in `(last, now]`.
@@ -71,14 +73,18 @@ pub fn next_tick(schedule: &cron::Schedule, now: i64) -> Option<i64> {
 }
 
 /// Runs `job` once per tick of `schedule` until `cancel`, claiming each tick in the database first.
-/// On the first run (no stored tick) nothing is replayed: the schedule starts from now.
-pub async fn run_schedule<F, Fut>(
+/// On the first run (no stored tick) nothing is replayed: the schedule starts from now. A tick is
+/// claimed only while `eligible()` holds (the channel's lease is ours): an instance that does not
+/// own the channel leaves the tick to the one that does.
+pub async fn run_schedule<E, F, Fut>(
     store: Store,
     name: String,
     schedule: cron::Schedule,
     cancel: CancellationToken,
+    eligible: E,
     mut job: F,
 ) where
+    E: Fn() -> bool,
     F: FnMut(i64) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
@@ -92,7 +98,9 @@ pub async fn run_schedule<F, Fut>(
     };
     loop {
         let now = now_ms();
-        if let Some(tick) = due_tick(&schedule, last, now) {
+        if let Some(tick) = due_tick(&schedule, last, now)
+            && eligible()
+        {
             last = tick;
             match claim_tick(&store, &name, tick).await {
                 Ok(true) => {
@@ -116,7 +124,12 @@ pub async fn run_schedule<F, Fut>(
         let Some(next) = next_tick(&schedule, now) else {
             return;
         };
-        let wait = Duration::from_millis(u64::try_from(next - now).unwrap_or(0).max(1));
+        // Not eligible while a tick is due: look again soon (the lease may come to us).
+        let wait = if due_tick(&schedule, last, now).is_some() {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_millis(u64::try_from(next - now).unwrap_or(0).max(1))
+        };
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}

@@ -1,6 +1,10 @@
 //! Desired state: what every channel should show, and (later) the dispatchers that push it.
 
+pub mod channels;
 pub mod desired;
+pub mod dispatch;
+pub mod engine;
+pub mod intake;
 pub mod plan;
 pub mod recompute;
 

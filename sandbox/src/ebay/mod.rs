@@ -262,6 +262,9 @@ pub struct EbayOptions {
     pub revision_limit_per_day: u32,
     /// Listings present at start.
     pub listings: Vec<SeedListing>,
+    /// Inventory locations the seller set up in Seller Hub before connecting omnistock (offers
+    /// must name one). Default: [`DEFAULT_LOCATION_KEY`].
+    pub locations: Vec<String>,
 }
 
 impl Default for EbayOptions {
@@ -279,6 +282,7 @@ impl Default for EbayOptions {
             )),
             revision_limit_per_day: REVISION_LIMIT_PER_DAY,
             listings: Vec::new(),
+            locations: vec![DEFAULT_LOCATION_KEY.to_owned()],
         }
     }
 }
@@ -516,6 +520,9 @@ impl EbayHandle {
                 revision_limit: opts.revision_limit_per_day,
             }),
         };
+        for key in &opts.locations {
+            handle.seed_location(key);
+        }
         for seed in opts.listings {
             let sku = seed.sku.clone();
             handle
@@ -591,6 +598,19 @@ impl EbayHandle {
     }
 
     // ---- seeding and drift ----------------------------------------------------------------
+
+    /// Creates inventory location `key` (a US warehouse) unless it exists.
+    pub fn seed_location(&self, key: &str) {
+        let mut st = self.inner.lock();
+        st.locations.entry(key.to_owned()).or_insert_with(|| {
+            json!({"location": {"address": {"country": "US", "postalCode": "95125"}},
+                   "name": "Sandbox warehouse", "merchantLocationStatus": "ENABLED",
+                   "locationTypes": ["WAREHOUSE"]})
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+        });
+    }
 
     /// Creates (or replaces) an item, its offer and, if asked, the live listing — as state that
     /// existed before the test, so nothing is logged as a write.

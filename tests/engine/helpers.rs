@@ -1,0 +1,331 @@
+//! The engine harness: eBay sandboxes on loopback, a fresh database (SQLite or PostgreSQL, from
+//! `OMNISTOCK_TEST_DB`), a config file pointing at them, a catalog, and the daemon — in this
+//! process ([`Harness::start_daemon`]) or as the real binary ([`Harness::spawn_binary`]) when a
+//! test must `kill -9` it.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use omnistock::catalog::import::{ImportOptions, import_bytes};
+use omnistock::daemon::Daemon;
+use omnistock::store::Store;
+use omnistock::sync::SyncPlan;
+use omnistock_sandbox::ebay::EbayOptions;
+use omnistock_sandbox::{EbayHandle, Sandbox, SandboxOptions};
+
+use crate::support::{TestDb, fresh_db};
+
+/// One eBay account (its own sandbox) as one channel.
+pub struct Account {
+    /// Channel id.
+    pub id: String,
+    /// Its sandbox.
+    pub sandbox: Sandbox,
+}
+
+impl Account {
+    /// The eBay fake.
+    pub fn ebay(&self) -> EbayHandle {
+        self.sandbox.ebay()
+    }
+}
+
+/// Settings of a harness.
+#[derive(Clone)]
+pub struct Setup {
+    /// Channel ids, one sandbox each.
+    pub channels: Vec<&'static str>,
+    /// eBay fake options (rate limits …).
+    pub ebay: EbayOptions,
+    /// Simulated latency.
+    pub latency: Duration,
+    /// `limits = { … }` inline table for every channel.
+    pub limits: &'static str,
+    /// Catalog rows (`sku,title,price,quantity`), generated when empty.
+    pub skus: usize,
+    /// Stock of each generated SKU.
+    pub quantity: i64,
+    /// Extra lines for each channel section.
+    pub channel_extra: &'static str,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            channels: vec!["ebay_us", "ebay_de"],
+            ebay: EbayOptions::unlimited(),
+            latency: Duration::ZERO,
+            limits: "{ retry_max_secs = 2, timeout_secs = 5 }",
+            skus: 10,
+            quantity: 10,
+            channel_extra: "",
+        }
+    }
+}
+
+/// A running test world.
+pub struct Harness {
+    /// The database.
+    pub db: TestDb,
+    /// The accounts.
+    pub accounts: Vec<Account>,
+    /// The config file.
+    pub config_path: PathBuf,
+    /// An open store (for assertions and catalog changes).
+    pub store: Store,
+    /// The plan of the config.
+    pub plan: SyncPlan,
+    /// The in-process daemon, when started.
+    pub daemon: Option<Daemon>,
+    /// The daemon binary, when spawned.
+    pub child: Option<Child>,
+    /// SKUs of the catalog.
+    pub skus: Vec<String>,
+}
+
+/// Generated SKU names: `SKU-000` …
+pub fn sku(i: usize) -> String {
+    format!("SKU-{i:03}")
+}
+
+impl Harness {
+    /// Starts the sandboxes, writes the config, imports the catalog. The daemon is not started.
+    pub async fn new(setup: Setup) -> Harness {
+        let db = fresh_db().await;
+        let mut accounts = Vec::new();
+        for id in &setup.channels {
+            let sandbox = Sandbox::start(SandboxOptions {
+                latency: setup.latency,
+                ebay: setup.ebay.clone(),
+                ..SandboxOptions::default()
+            })
+            .await
+            .expect("start sandbox");
+            accounts.push(Account {
+                id: (*id).to_owned(),
+                sandbox,
+            });
+        }
+        let config_path = db.dir.path().join("omnistock.toml");
+        let mut text = format!(
+            "[daemon]\ndatabase = \"{}\"\nlisten = \"127.0.0.1:0\"\nlease_secs = 3\nshutdown_timeout_secs = 5\n\n\
+             [[locations]]\nid = \"main\"\n",
+            db.url
+        );
+        for a in &accounts {
+            let creds = a.ebay().credentials();
+            let base = format!("{}/ebay", a.sandbox.base_url());
+            text.push_str(&format!(
+                "\n[channels.{id}]\ntype = \"ebay\"\nendpoint = \"{base}\"\n\
+                 token_endpoint = \"{base}/identity/v1/oauth2/token\"\n\
+                 client_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\n\
+                 marketplace_id = \"EBAY_US\"\nmerchant_location_key = \"main\"\n\
+                 policies = {{ fulfillment = \"f\", payment = \"p\", return = \"r\" }}\n\
+                 category_id = \"29792\"\npoll_interval_secs = 1\norder_overlap_secs = 5\n\
+                 stock = {{ buffer = 0 }}\nlimits = {}\n{}\n",
+                creds.client_id,
+                creds.client_secret,
+                creds.refresh_token,
+                setup.limits,
+                setup.channel_extra,
+                id = a.id,
+            ));
+        }
+        std::fs::write(&config_path, text).expect("write config");
+        let config = omnistock::config::load(&config_path).expect("valid config");
+        let plan = SyncPlan::from_config(&config);
+        let store = Store::open(&db.url).await.expect("open store");
+        omnistock::catalog::sync_locations(&store, &[("main".into(), "Main".into())])
+            .await
+            .expect("locations");
+        let mut csv = String::from("sku,title,price,quantity\n");
+        let skus: Vec<String> = (0..setup.skus).map(sku).collect();
+        for s in &skus {
+            csv.push_str(&format!("{s},Item {s},12.50,{}\n", setup.quantity));
+        }
+        import_bytes(
+            &store,
+            &plan,
+            csv.as_bytes(),
+            &ImportOptions {
+                dry_run: false,
+                default_location: "main".into(),
+                locations: vec!["main".into()],
+                default_currency: "USD".into(),
+            },
+        )
+        .await
+        .expect("import");
+        Harness {
+            db,
+            accounts,
+            config_path,
+            store,
+            plan,
+            daemon: None,
+            child: None,
+            skus,
+        }
+    }
+
+    /// Starts the daemon in this process.
+    pub async fn start_daemon(&mut self) {
+        self.daemon = Some(
+            Daemon::start(&self.config_path)
+                .await
+                .expect("daemon starts"),
+        );
+    }
+
+    /// Stops the in-process daemon cleanly.
+    pub async fn stop_daemon(&mut self) {
+        if let Some(d) = self.daemon.take() {
+            d.shutdown().await;
+        }
+    }
+
+    /// Spawns `omnistock run` as a child process.
+    pub fn spawn_binary(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.db.dir.path().join("daemon.log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_omnistock"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn daemon");
+        self.child = Some(child);
+    }
+
+    /// `kill -9` of the spawned daemon.
+    pub fn kill_binary(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().ok();
+            c.wait().ok();
+        }
+    }
+
+    /// Runs the CLI with arguments; returns (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_omnistock"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .output()
+            .expect("run omnistock");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The account of a channel.
+    pub fn account(&self, id: &str) -> &Account {
+        self.accounts
+            .iter()
+            .find(|a| a.id == id)
+            .expect("known channel")
+    }
+
+    /// (desired_qty, dirty) of a channel item; (-1, true) when the row does not exist.
+    pub async fn desired(&self, channel: &str, sku: &str) -> (i64, bool) {
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT desired_qty, desired_version, pushed_version FROM channel_items WHERE channel = $1 AND sku = $2",
+        )
+        .bind(channel)
+        .bind(sku)
+        .fetch_optional(self.store.pool())
+        .await
+        .expect("desired");
+        row.map(|(q, dv, pv)| (q, dv > pv)).unwrap_or((-1, true))
+    }
+
+    /// True when every channel shows every SKU's desired quantity and nothing is pending (other
+    /// than quarantined items, which are listed in `except`).
+    pub async fn converged(&self, except: &[&str]) -> bool {
+        for a in &self.accounts {
+            let rows: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(
+                "SELECT sku, desired_qty, desired_version, pushed_version, state FROM channel_items WHERE channel = $1",
+            )
+            .bind(&a.id)
+            .fetch_all(self.store.pool())
+            .await
+            .expect("channel items");
+            if rows.len() != self.skus.len() {
+                return false;
+            }
+            for (sku, qty, dv, pv, _) in rows {
+                if except.contains(&sku.as_str()) {
+                    continue;
+                }
+                if dv > pv || a.ebay().current_quantity(&sku) != u32::try_from(qty).ok() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Waits (bounded) until [`Harness::converged`].
+    pub async fn wait_converged(&self, timeout: Duration, except: &[&str]) {
+        let deadline = Instant::now() + timeout;
+        while !self.converged(except).await {
+            if Instant::now() > deadline {
+                let mut detail = String::new();
+                for a in &self.accounts {
+                    for s in self.skus.iter().take(40) {
+                        let (want, dirty) = self.desired(&a.id, s).await;
+                        let shown = a.ebay().current_quantity(s);
+                        if shown != u32::try_from(want).ok() || dirty {
+                            detail.push_str(&format!(
+                                "\n  {} {s}: want {want} dirty {dirty} shown {shown:?}",
+                                a.id
+                            ));
+                        }
+                    }
+                }
+                panic!("not converged within {timeout:?}:{detail}");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits (bounded) for a condition read from the database or the sandbox.
+    pub async fn eventually<F, Fut>(&self, what: &str, timeout: Duration, mut f: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + timeout;
+        while !f().await {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Stops everything.
+    pub async fn finish(mut self) {
+        self.stop_daemon().await;
+        self.kill_binary();
+        self.store.close().await;
+        for a in self.accounts {
+            a.sandbox.shutdown().await;
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.kill_binary();
+    }
+}
