@@ -39,6 +39,16 @@ impl Setup {
     pub fn spec(&self, name: &str) -> PathBuf {
         self.specs.join(name)
     }
+
+    /// The corrections `scripts/prism` made to a spec (`x-omnistock-errata`), one line each.
+    pub fn errata(&self, name: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(self.spec(name)).unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("x-omnistock-errata").cloned())
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default()
+    }
 }
 
 /// Finds Prism and prepares the specs. `None` (after printing `SKIPPED: …`) when either is
