@@ -30,8 +30,10 @@ pub struct ChannelStatus {
     pub last_error: Option<String>,
     /// Listings where the channel showed something other than what we pushed (last reconcile).
     pub drift: i64,
-    /// Order lines that could not reserve stock.
+    /// Order lines that could not reserve stock (someone must cancel them or find the units).
     pub oversold_lines: i64,
+    /// Order lines whose SKU is not in the catalog (recorded, no stock moved).
+    pub unknown_sku_lines: i64,
 }
 
 /// The whole picture.
@@ -93,9 +95,11 @@ pub async fn read(store: &Store, channels: &[(String, String)]) -> Result<Status
         .bind(id)
         .fetch_optional(store.pool())
         .await?;
-        let oversold: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM order_lines l JOIN orders o ON o.id = l.order_id \
-             WHERE o.channel = $1 AND l.state = 'oversold'",
+        let (oversold, unknown_sku): (i64, i64) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN l.state = 'oversold' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN l.state = 'unknown_sku' THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM order_lines l JOIN orders o ON o.id = l.order_id \
+             WHERE o.channel = $1 AND l.state IN ('oversold', 'unknown_sku')",
         )
         .bind(id)
         .fetch_one(store.pool())
@@ -113,6 +117,7 @@ pub async fn read(store: &Store, channels: &[(String, String)]) -> Result<Status
             last_error,
             drift,
             oversold_lines: oversold,
+            unknown_sku_lines: unknown_sku,
         });
     }
     Ok(out)
@@ -162,6 +167,7 @@ impl std::fmt::Display for Status {
             writeln!(f, "  quarantined    {}", c.quarantined)?;
             writeln!(f, "  drift          {}", c.drift)?;
             writeln!(f, "  oversold lines {}", c.oversold_lines)?;
+            writeln!(f, "  unknown SKUs   {} order lines", c.unknown_sku_lines)?;
             writeln!(f, "  last push      {}", ago(c.last_push_at))?;
             writeln!(f, "  last order poll {}", ago(c.last_order_poll_at))?;
             if let Some(e) = &c.last_error {
