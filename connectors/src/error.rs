@@ -90,7 +90,8 @@ pub enum ConnectorError {
 }
 
 fn fmt_wait(d: Option<Duration>) -> String {
-    d.map(|d| format!(" (retry after {} ms)", d.as_millis())).unwrap_or_default()
+    d.map(|d| format!(" (retry after {} ms)", d.as_millis()))
+        .unwrap_or_default()
 }
 
 fn fmt_status(s: Option<u16>) -> String {

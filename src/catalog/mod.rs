@@ -357,10 +357,12 @@ pub async fn apply_movement(tx: &mut Tx, m: &Movement<'_>) -> Result<bool, Store
     if inserted == 0 {
         return Ok(false);
     }
-    let r = sqlx::query(
-        "INSERT INTO stock_levels (sku, location, on_hand, reserved, version) VALUES ($1, $2, $3, $4, 1) \
-         ON CONFLICT (sku, location) DO UPDATE SET on_hand = stock_levels.on_hand + excluded.on_hand, \
-         reserved = stock_levels.reserved + excluded.reserved, version = stock_levels.version + 1",
+    // Update the existing level first: an upsert would put the delta itself in `VALUES`, and
+    // `CHECK (reserved >= 0)` refuses a negative reserved delta there before the conflict clause
+    // is reached — a valid release of a reservation would fail.
+    let updated = sqlx::query(
+        "UPDATE stock_levels SET on_hand = on_hand + $3, reserved = reserved + $4, version = version + 1 \
+         WHERE sku = $1 AND location = $2",
     )
     .bind(m.sku)
     .bind(m.location)
@@ -368,6 +370,21 @@ pub async fn apply_movement(tx: &mut Tx, m: &Movement<'_>) -> Result<bool, Store
     .bind(m.delta_reserved)
     .execute(&mut **tx)
     .await;
+    let r = match updated {
+        Ok(r) if r.rows_affected() > 0 => Ok(r),
+        Ok(_) => {
+            sqlx::query(
+                "INSERT INTO stock_levels (sku, location, on_hand, reserved, version) VALUES ($1, $2, $3, $4, 1)",
+            )
+            .bind(m.sku)
+            .bind(m.location)
+            .bind(m.delta_on_hand)
+            .bind(m.delta_reserved)
+            .execute(&mut **tx)
+            .await
+        }
+        Err(e) => Err(e),
+    };
     match r {
         Ok(_) => Ok(true),
         Err(sqlx::Error::Database(e)) if e.is_check_violation() => {

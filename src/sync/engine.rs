@@ -498,7 +498,10 @@ fn note_poll(rt: &ChannelRuntime, r: &PollReport) {
     p.updates += r.updated as u64;
     p.oversold_lines += r.oversold_lines as u64;
     p.last_poll_at = Some(now_ms());
-    p.last_error = None;
+    p.last_error = r
+        .failed
+        .first()
+        .map(|(id, e)| format!("{} order(s) not ingested, first {id}: {e}", r.failed.len()));
 }
 
 /// A scheduled reconcile of one channel: snapshot, diff, mark what drifted.

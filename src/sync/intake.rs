@@ -50,6 +50,8 @@ pub struct PollReport {
     pub cursor: i64,
     /// Pages read.
     pub pages: usize,
+    /// Orders the store refused (id, error); the cursor stays before them.
+    pub failed: Vec<(String, String)>,
 }
 
 /// Reads a channel's stored cursor.
@@ -111,13 +113,30 @@ pub async fn poll_orders(
     };
     let mut page: Option<String> = None;
     let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut hold: Option<i64> = None;
     loop {
         let p = connector.fetch_orders(since, page.take()).await?;
         report.pages += 1;
         report.seen += p.orders.len();
         let fresh = newer_than_stored(store, channel, &p.orders).await?;
         for order in p.orders.iter().filter(|o| fresh.contains(&o.external_id)) {
-            let outcome = orders::ingest_retrying(store, plan, channel, order).await?;
+            let outcome = match orders::ingest_retrying(store, plan, channel, order).await {
+                Ok(o) => o,
+                Err(e) if !e.is_retriable() => {
+                    // One order the store refuses (its lines and the ledger disagree) must not
+                    // stop the channel: skip it, keep it visible, and hold the cursor before it
+                    // so every poll tries it again.
+                    warn!(channel, order = %order.external_id, error = %e, "Order not ingested; it will be retried on every poll.");
+                    report
+                        .failed
+                        .push((order.external_id.clone(), e.to_string()));
+                    hold = Some(hold.map_or(order.remote_updated_at_ms, |h: i64| {
+                        h.min(order.remote_updated_at_ms)
+                    }));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             match outcome.disposition {
                 Disposition::New => report.new += 1,
                 Disposition::Applied { .. } => report.updated += 1,
@@ -144,6 +163,10 @@ pub async fn poll_orders(
         }
     }
     report.skus_touched = touched.len();
+    if let Some(h) = hold {
+        // Never past a failed order: the next polls start before it again.
+        report.cursor = report.cursor.min(h - 1);
+    }
     // The first poll fixes the starting point even when it found nothing, so the next poll does not
     // slide forward with our clock.
     if stored != Some(report.cursor) {

@@ -318,7 +318,7 @@ impl Harness {
         self.stop_daemon().await;
         self.kill_binary();
         self.store.close().await;
-        for a in self.accounts {
+        for a in std::mem::take(&mut self.accounts) {
             a.sandbox.shutdown().await;
         }
     }

@@ -277,6 +277,13 @@ async fn kill_9_mid_batch_restart_converges_and_counts_no_order_twice() {
         })
         .await;
         if round > 0 {
+            h.eventually("the SKU is live on ebay_de", CONVERGE, || async {
+                h.accounts[1]
+                    .ebay()
+                    .listing(&sku(round))
+                    .is_some_and(|l| l.listing_id.is_some() && l.visible_quantity > Some(0))
+            })
+            .await;
             h.accounts[1]
                 .ebay()
                 .place_order(&[OrderLine::new(sku(round), 1)])

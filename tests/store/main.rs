@@ -440,8 +440,16 @@ async fn the_ledger_replays_to_the_stock_levels() {
         !apply_movement(&mut tx, &m).await.unwrap(),
         "same key twice is a no-op"
     );
+    // A valid release takes part of the reservation back (an upsert would trip the CHECK).
+    let release = Movement {
+        delta_reserved: -2,
+        reason: "order_release",
+        idempotency_key: "order:ebay:1:1:release",
+        ..m
+    };
+    assert!(apply_movement(&mut tx, &release).await.unwrap());
     tx.commit().await.unwrap();
-    assert_eq!(levels(&store, "MUG-RED", "main").await, (15, 3));
+    assert_eq!(levels(&store, "MUG-RED", "main").await, (15, 1));
     assert!(verify_ledger(&store).await.unwrap().is_empty());
     // The check can fail: tamper with a level behind the ledger's back.
     sqlx::query("UPDATE stock_levels SET on_hand = on_hand + 1 WHERE sku = 'COASTER'")
