@@ -551,3 +551,75 @@ async fn concurrent_adjustments_all_land() {
     assert_eq!(item(&store, "amazon", "GIFT-SET").await.0, 16);
     assert!(verify_ledger(&store).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_lease_has_one_owner_and_a_takeover_fences_the_old_one() {
+    use omnistock::store::lease::{Lease, holder};
+    use std::time::Duration;
+    let (_db, store) = fresh_store().await;
+    let ttl = Duration::from_millis(300);
+    let a = Lease::acquire(&store, "channel:ebay", "a", ttl)
+        .await
+        .unwrap()
+        .expect("free lease taken");
+    assert_eq!(a.epoch, 1);
+    assert!(
+        Lease::acquire(&store, "channel:ebay", "b", ttl)
+            .await
+            .unwrap()
+            .is_none(),
+        "held by a"
+    );
+    assert!(a.renew(&store, ttl).await.unwrap());
+    let mut tx = store.write().await.unwrap();
+    assert!(a.fence(&mut tx).await.unwrap(), "a may record results");
+    tx.commit().await.unwrap();
+    // a stalls past its expiry; b takes over with a new epoch; a can neither renew nor record.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let b = Lease::acquire(&store, "channel:ebay", "b", ttl)
+        .await
+        .unwrap()
+        .expect("expired lease taken over");
+    assert_eq!(b.epoch, 2);
+    assert!(!a.renew(&store, ttl).await.unwrap());
+    let mut tx = store.write().await.unwrap();
+    assert!(!a.fence(&mut tx).await.unwrap(), "stale owner is fenced");
+    assert!(b.fence(&mut tx).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        holder(&store, "channel:ebay").await.unwrap().unwrap().owner,
+        "b"
+    );
+    // Released: the next owner gets it at once.
+    b.release(&store).await.unwrap();
+    assert!(holder(&store, "channel:ebay").await.unwrap().is_none());
+    let c = Lease::acquire(&store, "channel:ebay", "c", ttl)
+        .await
+        .unwrap()
+        .expect("released lease taken");
+    assert_eq!(c.epoch, 3);
+}
+
+#[tokio::test]
+async fn a_schedule_tick_is_claimed_exactly_once() {
+    use omnistock::schedule::{claim_tick, last_tick};
+    let (_db, store) = fresh_store().await;
+    assert_eq!(last_tick(&store, "ebay:reconcile").await.unwrap(), None);
+    // Two instances (or a restart) race for the same tick: one wins.
+    let (x, y) = tokio::join!(
+        claim_tick(&store, "ebay:reconcile", 60_000),
+        claim_tick(&store, "ebay:reconcile", 60_000)
+    );
+    let wins = [x.unwrap(), y.unwrap()].iter().filter(|w| **w).count();
+    assert_eq!(wins, 1);
+    assert!(!claim_tick(&store, "ebay:reconcile", 60_000).await.unwrap());
+    assert!(
+        !claim_tick(&store, "ebay:reconcile", 30_000).await.unwrap(),
+        "older tick"
+    );
+    assert!(claim_tick(&store, "ebay:reconcile", 120_000).await.unwrap());
+    assert_eq!(
+        last_tick(&store, "ebay:reconcile").await.unwrap(),
+        Some(120_000)
+    );
+}
