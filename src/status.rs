@@ -5,6 +5,43 @@ use serde::Serialize;
 
 use crate::store::{Store, StoreError, now_ms};
 
+/// Most quarantined items and recent events one channel lists (`status --json`, `/api/status`).
+pub const LIST_MAX: usize = 100;
+
+/// Quarantined items and recent events the text view shows per channel (the JSON lists more).
+pub const TEXT_LIST_MAX: usize = 5;
+
+/// The window of [`ChannelStatus::drift_events_24h`] and the other recent-event fields.
+pub const RECENT_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// `sync_events` kinds an operator should look at: a listing found changed on the channel, a
+/// listing the marketplace refused.
+pub const ATTENTION_EVENT_KINDS: [&str; 2] = ["drift", "quarantined"];
+
+/// A listing and the error the marketplace gave for it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ItemError {
+    /// SKU.
+    pub sku: String,
+    /// The recorded error (`channel_items.last_error`).
+    pub error: String,
+    /// Failed attempts so far.
+    pub attempts: i64,
+}
+
+/// One row of `sync_events`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct SyncEvent {
+    /// `drift`, `quarantined` …
+    pub kind: String,
+    /// The SKU, when the event concerns one.
+    pub sku: Option<String>,
+    /// What happened.
+    pub detail: String,
+    /// When (unix ms).
+    pub at: i64,
+}
+
 /// One channel's sync health.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct ChannelStatus {
@@ -34,6 +71,21 @@ pub struct ChannelStatus {
     pub oversold_lines: i64,
     /// Order lines whose SKU is not in the catalog (recorded, no stock moved).
     pub unknown_sku_lines: i64,
+    /// The SKU [`ChannelStatus::last_error`] belongs to.
+    pub last_error_sku: Option<String>,
+    /// Quarantined listings with the marketplace's error, by SKU, at most the reader's limit
+    /// ([`LIST_MAX`] for `status --json`); [`ChannelStatus::quarantined`] has the full count.
+    pub quarantined_items: Vec<ItemError>,
+    /// Where the next order poll starts (before its overlap window): unix ms in the
+    /// marketplace's clock, not ours.
+    pub order_cursor_ms: Option<i64>,
+    /// `drift` events (a reconcile found the channel showing something else) in the last 24 h.
+    pub drift_events_24h: i64,
+    /// `quarantined` events (the marketplace refused a listing) in the last 24 h.
+    pub quarantined_events_24h: i64,
+    /// The newest `drift` and `quarantined` events of the last 24 h, newest first, at most the
+    /// reader's limit.
+    pub recent_events: Vec<SyncEvent>,
 }
 
 /// The whole picture.
@@ -47,9 +99,21 @@ pub struct Status {
     pub orders: i64,
 }
 
-/// Reads the status of `channels` (id, kind).
+/// Reads the status of `channels` (id, kind), listing up to [`LIST_MAX`] quarantined items and
+/// recent events per channel.
 pub async fn read(store: &Store, channels: &[(String, String)]) -> Result<Status, StoreError> {
+    read_limited(store, channels, LIST_MAX).await
+}
+
+/// [`read`] with at most `list_limit` quarantined items and recent events per channel; 0 skips
+/// those queries (`/metrics` needs only the counts).
+pub async fn read_limited(
+    store: &Store,
+    channels: &[(String, String)],
+    list_limit: usize,
+) -> Result<Status, StoreError> {
     let now = now_ms();
+    let limit = i64::try_from(list_limit).unwrap_or(i64::MAX);
     let mut out = Status {
         channels: Vec::with_capacity(channels.len()),
         skus: sqlx::query_scalar("SELECT COUNT(*) FROM variants")
@@ -81,14 +145,14 @@ pub async fn read(store: &Store, channels: &[(String, String)]) -> Result<Status
         .bind(id)
         .fetch_one(store.pool())
         .await?;
-        let last_error: Option<String> = sqlx::query_scalar(
-            "SELECT last_error FROM channel_items WHERE channel = $1 AND last_error IS NOT NULL \
+        let newest_error: Option<(String, String)> = sqlx::query_as(
+            "SELECT sku, last_error FROM channel_items WHERE channel = $1 AND last_error IS NOT NULL \
              ORDER BY updated_at DESC LIMIT 1",
         )
         .bind(id)
         .fetch_optional(store.pool())
-        .await?
-        .flatten();
+        .await?;
+        let (last_error_sku, last_error) = newest_error.unzip();
         let last_poll: Option<String> = sqlx::query_scalar(
             "SELECT value FROM channel_cursors WHERE channel = $1 AND kind = 'orders_polled_at'",
         )
@@ -104,6 +168,68 @@ pub async fn read(store: &Store, channels: &[(String, String)]) -> Result<Status
         .bind(id)
         .fetch_one(store.pool())
         .await?;
+        let cursor: Option<String> = sqlx::query_scalar(
+            "SELECT value FROM channel_cursors WHERE channel = $1 AND kind = $2",
+        )
+        .bind(id)
+        .bind(crate::sync::intake::CURSOR_KIND)
+        .fetch_optional(store.pool())
+        .await?;
+        let since = now - RECENT_WINDOW_MS;
+        let (drift_events, quarantined_events): (i64, i64) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN kind = $3 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN kind = $4 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM sync_events WHERE channel = $1 AND at >= $2 AND kind IN ($3, $4)",
+        )
+        .bind(id)
+        .bind(since)
+        .bind(ATTENTION_EVENT_KINDS[0])
+        .bind(ATTENTION_EVENT_KINDS[1])
+        .fetch_one(store.pool())
+        .await?;
+        let (quarantined_items, recent_events) = if limit > 0 {
+            let items: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+                "SELECT sku, last_error, attempts FROM channel_items \
+                 WHERE channel = $1 AND state = 'quarantined' ORDER BY sku LIMIT $2",
+            )
+            .bind(id)
+            .bind(limit)
+            .fetch_all(store.pool())
+            .await?;
+            let events: Vec<(String, Option<String>, String, i64)> = sqlx::query_as(
+                "SELECT kind, sku, detail, at FROM sync_events \
+                 WHERE channel = $1 AND at >= $2 AND kind IN ($3, $4) \
+                 ORDER BY at DESC, id DESC LIMIT $5",
+            )
+            .bind(id)
+            .bind(since)
+            .bind(ATTENTION_EVENT_KINDS[0])
+            .bind(ATTENTION_EVENT_KINDS[1])
+            .bind(limit)
+            .fetch_all(store.pool())
+            .await?;
+            (
+                items
+                    .into_iter()
+                    .map(|(sku, error, attempts)| ItemError {
+                        sku,
+                        error: error.unwrap_or_default(),
+                        attempts,
+                    })
+                    .collect(),
+                events
+                    .into_iter()
+                    .map(|(kind, sku, detail, at)| SyncEvent {
+                        kind,
+                        sku,
+                        detail,
+                        at,
+                    })
+                    .collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         out.channels.push(ChannelStatus {
             channel: id.clone(),
             kind: kind.clone(),
@@ -118,6 +244,12 @@ pub async fn read(store: &Store, channels: &[(String, String)]) -> Result<Status
             drift,
             oversold_lines: oversold,
             unknown_sku_lines: unknown_sku,
+            last_error_sku,
+            quarantined_items,
+            order_cursor_ms: cursor.and_then(|v| v.parse().ok()),
+            drift_events_24h: drift_events,
+            quarantined_events_24h: quarantined_events,
+            recent_events,
         });
     }
     Ok(out)
@@ -129,10 +261,14 @@ pub fn ago(ms: Option<i64>) -> String {
         return "never".to_owned();
     };
     let secs = ((now_ms() - ms) / 1000).max(0);
-    let when = chrono::DateTime::from_timestamp_millis(ms)
+    format!("{} ({} ago)", utc(ms), human_secs(secs))
+}
+
+/// A unix-ms timestamp as `2026-11-23 14:05:09Z`.
+pub fn utc(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
-        .unwrap_or_default();
-    format!("{when} ({} ago)", human_secs(secs))
+        .unwrap_or_default()
 }
 
 /// `95` → `1m35s`.
@@ -171,9 +307,153 @@ impl std::fmt::Display for Status {
             writeln!(f, "  last push      {}", ago(c.last_push_at))?;
             writeln!(f, "  last order poll {}", ago(c.last_order_poll_at))?;
             if let Some(e) = &c.last_error {
-                writeln!(f, "  last error     {e}")?;
+                match &c.last_error_sku {
+                    Some(sku) => writeln!(f, "  last error     {sku}: {e}")?,
+                    None => writeln!(f, "  last error     {e}")?,
+                }
+            }
+            if let Some(ms) = c.order_cursor_ms {
+                writeln!(f, "  order cursor   {} (marketplace clock, {ms})", utc(ms))?;
+            }
+            writeln!(
+                f,
+                "  events 24 h    {} drift, {} quarantined",
+                c.drift_events_24h, c.quarantined_events_24h
+            )?;
+            for ev in c.recent_events.iter().take(TEXT_LIST_MAX) {
+                let sku = ev.sku.as_deref().unwrap_or("-");
+                writeln!(f, "    {} {:<11} {sku}: {}", utc(ev.at), ev.kind, ev.detail)?;
+            }
+            if c.quarantined > 0 {
+                writeln!(f, "  quarantined items")?;
+                for q in c.quarantined_items.iter().take(TEXT_LIST_MAX) {
+                    writeln!(f, "    {}: {} (attempts {})", q.sku, q.error, q.attempts)?;
+                }
+                let shown = c.quarantined_items.len().min(TEXT_LIST_MAX) as i64;
+                if c.quarantined > shown {
+                    writeln!(
+                        f,
+                        "    … and {} more (status --json lists up to {LIST_MAX})",
+                        c.quarantined - shown
+                    )?;
+                }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("status.db").display());
+        let store = Store::open(&url).await.unwrap();
+        (dir, store)
+    }
+
+    async fn item(store: &Store, sku: &str, state: &str, error: Option<&str>, updated_at: i64) {
+        sqlx::query(
+            "INSERT INTO channel_items (channel, sku, desired_json, desired_qty, desired_price_minor, \
+             desired_version, pushed_version, state, attempts, last_error, updated_at) \
+             VALUES ('ebay', $1, '{}', 1, 100, 2, 1, $2, 1, $3, $4)",
+        )
+        .bind(sku)
+        .bind(state)
+        .bind(error)
+        .bind(updated_at)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+
+    async fn event(store: &Store, sku: &str, kind: &str, at: i64) {
+        sqlx::query(
+            "INSERT INTO sync_events (channel, sku, kind, detail, at) VALUES ('ebay', $1, $2, $3, $4)",
+        )
+        .bind(sku)
+        .bind(kind)
+        .bind(format!("{kind} of {sku}"))
+        .bind(at)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn reads_errors_quarantine_cursor_and_recent_events() {
+        let (_dir, store) = store().await;
+        let now = now_ms();
+        for i in 0..7 {
+            item(
+                &store,
+                &format!("Q-{i}"),
+                "quarantined",
+                Some("[25002] bad"),
+                now - 10_000,
+            )
+            .await;
+        }
+        item(&store, "RETRY", "active", Some("timeout"), now).await;
+        event(&store, "Q-0", "quarantined", now - 1_000).await;
+        event(&store, "D-1", "drift", now - 500).await;
+        event(&store, "OLD", "drift", now - RECENT_WINDOW_MS - 1_000).await;
+        event(&store, "N-1", "not_listed", now).await;
+        sqlx::query(
+            "INSERT INTO channel_cursors (channel, kind, value, updated_at) VALUES ('ebay', $1, '1700000000000', 0)",
+        )
+        .bind(crate::sync::intake::CURSOR_KIND)
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+        let channels = [("ebay".to_owned(), "ebay".to_owned())];
+        let s = read(&store, &channels).await.unwrap();
+        let c = &s.channels[0];
+        assert_eq!(c.quarantined, 7);
+        assert_eq!(c.quarantined_items.len(), 7);
+        assert_eq!(
+            c.quarantined_items[0],
+            ItemError {
+                sku: "Q-0".into(),
+                error: "[25002] bad".into(),
+                attempts: 1
+            }
+        );
+        assert_eq!(c.last_error.as_deref(), Some("timeout"));
+        assert_eq!(c.last_error_sku.as_deref(), Some("RETRY"));
+        assert_eq!(c.order_cursor_ms, Some(1_700_000_000_000));
+        assert_eq!((c.drift_events_24h, c.quarantined_events_24h), (1, 1));
+        let kinds: Vec<_> = c.recent_events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["drift", "quarantined"],
+            "newest first, old and other kinds left out"
+        );
+
+        let text = s.to_string();
+        assert!(text.contains("last error     RETRY: timeout"), "{text}");
+        assert!(
+            text.contains("order cursor   2023-11-14 22:13:20Z"),
+            "{text}"
+        );
+        assert!(
+            text.contains("events 24 h    1 drift, 1 quarantined"),
+            "{text}"
+        );
+        assert!(text.contains("    Q-4: [25002] bad (attempts 1)"), "{text}");
+        assert!(
+            !text.contains("Q-5:"),
+            "the text lists the first five: {text}"
+        );
+        assert!(text.contains("… and 2 more"), "{text}");
+
+        let short = read_limited(&store, &channels, 0).await.unwrap();
+        assert!(short.channels[0].quarantined_items.is_empty());
+        assert!(short.channels[0].recent_events.is_empty());
+        assert_eq!(short.channels[0].quarantined, 7);
+        assert_eq!(short.channels[0].drift_events_24h, 1);
     }
 }

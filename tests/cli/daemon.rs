@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{CATALOG, Merchant, SENTINEL_SECRET, config_text};
+use super::{CATALOG, Merchant, SENTINEL_SECRET, closed_port, config_text, ebay_at};
 
 /// A daemon child process; killed on drop if still running.
 pub struct Running {
@@ -190,6 +190,100 @@ async fn serves_health_metrics_and_status_then_stops_on_sigterm() {
     let log = d.log_text();
     assert!(log.contains("omnistock stopped"), "{log}");
     assert!(!log.contains(SENTINEL_SECRET), "secret in the log:\n{log}");
+}
+
+/// The engine's per-channel families; each must have a series labelled with the ebay channel.
+const ENGINE_FAMILIES: [&str; 19] = [
+    "omnistock_push_calls_total",
+    "omnistock_push_items_total",
+    "omnistock_push_failed_calls_total",
+    "omnistock_push_superseded_total",
+    "omnistock_channel_consecutive_failures",
+    "omnistock_channel_lease_held",
+    "omnistock_order_polls_total",
+    "omnistock_order_poll_failures_total",
+    "omnistock_orders_ingested_total",
+    "omnistock_oversold_lines_total",
+    "omnistock_order_last_poll_timestamp_seconds",
+    "omnistock_connector_requests_total",
+    "omnistock_connector_rate_limited_total",
+    "omnistock_connector_errors_total",
+    "omnistock_connector_token_refreshes_total",
+    "omnistock_connector_budget_wait_seconds_total",
+    "omnistock_connector_budget_pauses_total",
+    "omnistock_rate_budget_per_second",
+    "omnistock_connector_extra",
+];
+
+#[tokio::test]
+async fn metrics_and_status_show_the_engine_of_each_channel() {
+    // eBay at a port nothing listens on: the channel starts, its pushes fail and are counted.
+    let listen = free_port();
+    let unreachable = loop {
+        let p = closed_port();
+        if p != listen {
+            break p;
+        }
+    };
+    let m = Merchant::with(move |url| {
+        ebay_at(
+            &config_text(url, &format!("127.0.0.1:{listen}"), "", "buffer = 2"),
+            &format!("http://127.0.0.1:{unreachable}"),
+        )
+    })
+    .await;
+    m.ok(&["import", &m.csv("c.csv", CATALOG)]);
+    let d = spawn(&m).await;
+    let failed_push = "omnistock_push_failed_calls_total{channel=\"ebay\",type=\"ebay\",class=";
+    let metrics = eventually(
+        "a failed push of the ebay channel is counted",
+        Duration::from_secs(20),
+        || async {
+            let (_, body) = http(&d.addr, "/metrics", None).await;
+            let counted = body
+                .lines()
+                .any(|l| l.starts_with(failed_push) && !l.ends_with(" 0"));
+            let leased =
+                body.contains("omnistock_channel_lease_held{channel=\"ebay\",type=\"ebay\"} 1");
+            (counted && leased).then_some(body)
+        },
+    )
+    .await;
+    for name in ENGINE_FAMILIES {
+        assert!(
+            metrics.contains(&format!("# HELP {name} "))
+                && metrics.contains(&format!("# TYPE {name} ")),
+            "HELP/TYPE of {name}:\n{metrics}"
+        );
+        assert!(
+            metrics.contains(&format!("{name}{{channel=\"ebay\",type=\"ebay\"")),
+            "{name} for the ebay channel:\n{metrics}"
+        );
+    }
+    for series in [
+        "omnistock_push_items_total{channel=\"ebay\",type=\"ebay\",outcome=\"applied\"} 0",
+        "omnistock_orders_ingested_total{channel=\"ebay\",type=\"ebay\",kind=\"new\"} 0",
+        "omnistock_rate_budget_per_second{channel=\"ebay\",type=\"ebay\",operation=\"inventory\"}",
+        "omnistock_channel_problem{channel=\"amazon_us\",type=\"amazon\"} 1",
+        // The database-side families are still there.
+        "omnistock_channel_dirty_items{channel=\"ebay\",type=\"ebay\"} 3",
+    ] {
+        assert!(metrics.contains(series), "{series}:\n{metrics}");
+    }
+
+    let (code, body) = http(&d.addr, "/api/status", None).await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ebay = &v["engine"]["channels"][0];
+    assert_eq!(ebay["channel"], "ebay", "{v}");
+    assert_eq!(ebay["lease_held"], true, "{v}");
+    assert!(ebay["push"]["calls"].as_u64() >= Some(1), "{v}");
+    assert!(ebay["connector"]["requests"].as_u64() >= Some(1), "{v}");
+    assert!(ebay["last_error"].is_string(), "{v}");
+    assert_eq!(v["engine"]["problems"][0]["channel"], "amazon_us", "{v}");
+    assert_eq!(super::channel(&v["status"], "ebay")["dirty"], 3, "{v}");
+    assert!(!body.contains(SENTINEL_SECRET), "secret in /api/status");
+    assert!(!metrics.contains(SENTINEL_SECRET), "secret in /metrics");
 }
 
 #[tokio::test]

@@ -60,6 +60,29 @@ price = {{ multiplier = 1.15, add = "0.50", round_to = "0.99" }}
     )
 }
 
+/// `text` (from [`config_text`]) with the ebay channel pointed at `base` (its API and token
+/// endpoint), e.g. a sandbox or a closed loopback port.
+pub fn ebay_at(text: &str, base: &str) -> String {
+    let marker = "type = \"ebay\"\n";
+    assert!(text.contains(marker), "no ebay section in:\n{text}");
+    text.replacen(
+        marker,
+        &format!(
+            "{marker}endpoint = \"{base}\"\ntoken_endpoint = \"{base}/identity/v1/oauth2/token\"\n"
+        ),
+        1,
+    )
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Merchant {
     pub async fn new() -> Merchant {
         Self::with(|url| config_text(url, "127.0.0.1:0", "", "buffer = 2")).await
@@ -174,6 +197,78 @@ async fn check_validates_and_never_prints_secrets() {
             && err.contains("did you mean `marketplace_id`"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn check_fails_when_a_channel_cannot_be_reached() {
+    let port = closed_port();
+    let m = Merchant::with(|url| {
+        ebay_at(
+            &config_text(url, "127.0.0.1:0", "", "buffer = 2"),
+            &format!("http://127.0.0.1:{port}"),
+        )
+    })
+    .await;
+    let out = m.run(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "check passed:\n{stdout}");
+    let fail = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("FAIL"))
+        .unwrap_or_else(|| panic!("no FAIL line:\n{stdout}"));
+    assert!(fail.contains(" ebay "), "{fail}");
+    assert!(
+        stdout.contains("skip amazon_us  this build has no connector for type amazon yet"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("1 of 2 channel healthchecks failed: ebay"),
+        "{stderr}"
+    );
+
+    // Without the probes the same file is fine.
+    let out = m.ok(&["check", "--skip-healthchecks"]);
+    assert!(out.contains("OK") && !out.contains("FAIL"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_probes_a_reachable_channel() {
+    let sandbox = omnistock_sandbox::Sandbox::start(omnistock_sandbox::SandboxOptions {
+        port: 0,
+        ..Default::default()
+    })
+    .await
+    .expect("start the sandbox");
+    let creds = sandbox.ebay().credentials();
+    let base = format!("{}/ebay", sandbox.base_url());
+    let m = Merchant::with(|url| {
+        ebay_at(&config_text(url, "127.0.0.1:0", "", "buffer = 2"), &base)
+            .replacen(
+                "client_id = \"client-id\"",
+                &format!("client_id = \"{}\"", creds.client_id),
+                1,
+            )
+            .replacen("${EBAY_CLIENT_SECRET}", &creds.client_secret, 1)
+            .replacen("${EBAY_REFRESH_TOKEN}", &creds.refresh_token, 1)
+    })
+    .await;
+    // The sandbox answers on this runtime: keep it running while the binary blocks this thread.
+    let out = tokio::task::block_in_place(|| m.ok(&["check"]));
+    let ok = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("ok"))
+        .unwrap_or_else(|| panic!("no ok line:\n{out}"));
+    assert!(
+        ok.contains(" ebay ") && ok.contains("token ok") && ok.ends_with(" ms)"),
+        "{ok}"
+    );
+    assert!(out.contains("skip amazon_us"), "{out}");
+    assert!(
+        !out.contains(&creds.client_secret) && !out.contains(&creds.refresh_token),
+        "a secret leaked:\n{out}"
+    );
+    sandbox.shutdown().await;
 }
 
 #[tokio::test]
