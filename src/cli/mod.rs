@@ -44,7 +44,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: migrations, lease, admin HTTP, config hot reload; stops cleanly on SIGTERM/SIGINT.
     Run,
-    /// Validate the config file (and, later, probe each channel with a harmless call).
+    /// Validate the config file and probe each channel with a harmless call.
     Check(check::Args),
     /// Upsert catalog and stock from a CSV file, all or nothing.
     Import(import::Args),

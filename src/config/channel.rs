@@ -574,6 +574,7 @@ mod tests {
                 "schedule",
                 "enabled",
                 "poll_interval_secs",
+                "order_overlap_secs",
                 "limits"
             ]
         );

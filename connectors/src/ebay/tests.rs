@@ -297,8 +297,15 @@ async fn a_listing_is_created_published_and_then_only_revised_where_it_differs()
 
 #[tokio::test]
 async fn a_listing_ebay_refuses_is_rejected_with_its_error_id() {
-    // No inventory location exists: publishing fails with eBay's 25012.
-    let h = start().await;
+    // The seller never set up an inventory location: publishing fails with eBay's 25012.
+    let h = start_with(
+        EbayOptions {
+            locations: Vec::new(),
+            ..EbayOptions::unlimited()
+        },
+        |_| {},
+    )
+    .await;
     let out = h
         .conn
         .push_listings(&[listing("MUG-RED", 7, "12.99")])
