@@ -339,22 +339,7 @@ pub async fn sync_locations(
 /// the idempotency key was used before. Fails with [`StoreError::Conflict`] when it would make
 /// `reserved` negative.
 pub async fn apply_movement(tx: &mut Tx, m: &Movement<'_>) -> Result<bool, StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO stock_movements (sku, location, delta_on_hand, delta_reserved, reason, idempotency_key, \
-         order_ref, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING",
-    )
-    .bind(m.sku)
-    .bind(m.location)
-    .bind(m.delta_on_hand)
-    .bind(m.delta_reserved)
-    .bind(m.reason)
-    .bind(m.idempotency_key)
-    .bind(m.order_ref)
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
+    if !insert_ledger_row(tx, m).await? {
         return Ok(false);
     }
     // Update the existing level first: an upsert would put the delta itself in `VALUES`, and
@@ -395,6 +380,27 @@ pub async fn apply_movement(tx: &mut Tx, m: &Movement<'_>) -> Result<bool, Store
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Appends `m` to the ledger; false (nothing written) when its idempotency key was used before.
+/// Callers change `stock_levels` in the same transaction.
+pub async fn insert_ledger_row(tx: &mut Tx, m: &Movement<'_>) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO stock_movements (sku, location, delta_on_hand, delta_reserved, reason, idempotency_key, \
+         order_ref, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(m.sku)
+    .bind(m.location)
+    .bind(m.delta_on_hand)
+    .bind(m.delta_reserved)
+    .bind(m.reason)
+    .bind(m.idempotency_key)
+    .bind(m.order_ref)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(inserted > 0)
 }
 
 /// Current (on_hand, reserved) of a SKU at a location (0, 0 when never stocked).

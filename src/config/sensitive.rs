@@ -1,40 +1,23 @@
 //! Secrets that cannot be printed: `Debug` and `Display` show `***`.
+//!
+//! The config file deserializes secrets straight into the connectors' own wrapper, so the value
+//! travels from the file (after `${VAR}` interpolation) to the one request that sends it without
+//! ever being a printable `String`.
 
-use std::fmt;
+pub use omnistock_connectors::Secret;
 
-use serde::Deserialize;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A secret string (token, password, API key). The only way to read it is [`Secret::expose`],
-/// so it cannot reach a log line or an error message by accident.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret value, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// True when the value is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
+    #[test]
+    fn never_prints_its_value() {
+        let s: Secret = toml::from_str::<toml::Value>("v = \"hunter2\"")
+            .ok()
+            .and_then(|v| v.get("v").cloned())
+            .and_then(|v| v.try_into().ok())
+            .expect("deserializes");
+        assert_eq!(s.expose(), "hunter2");
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
     }
 }

@@ -100,7 +100,9 @@ use omnistock_connectors::{ChannelOrder, OrderStatus};
 use sqlx::AssertSqlSafe;
 use tracing::{debug, error, info, warn};
 
-use crate::catalog::{Movement, SkuKind, bundles_containing, sku_kind, stock_at};
+use crate::catalog::{
+    Movement, SkuKind, bundles_containing, insert_ledger_row, sku_kind, stock_at,
+};
 use crate::store::{IN_CHUNK, Store, StoreError, Tx, now_ms, placeholders};
 use crate::sync::SyncPlan;
 use crate::sync::plan::ChannelPlan;
@@ -985,22 +987,7 @@ async fn record(
 /// (reserving or shipping from a missing row finds nothing available; releases and returns follow
 /// earlier moves on the same row).
 async fn apply_checked(tx: &mut Tx, m: &Movement<'_>) -> Result<bool, StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO stock_movements (sku, location, delta_on_hand, delta_reserved, reason, idempotency_key, \
-         order_ref, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING",
-    )
-    .bind(m.sku)
-    .bind(m.location)
-    .bind(m.delta_on_hand)
-    .bind(m.delta_reserved)
-    .bind(m.reason)
-    .bind(m.idempotency_key)
-    .bind(m.order_ref)
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
+    if !insert_ledger_row(tx, m).await? {
         return Ok(false);
     }
     let available_change = m.delta_on_hand - m.delta_reserved;

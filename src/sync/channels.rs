@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omnistock_connectors::common::Backoff;
-use omnistock_connectors::{Connector, EbayConfig, EbayConnector, EbayPolicies, Limits, Secret};
+use omnistock_connectors::{Connector, EbayConfig, EbayConnector, EbayPolicies, Limits};
 use sha2::{Digest, Sha256};
 
 use super::dispatch::DispatchOptions;
@@ -40,8 +40,8 @@ pub fn connector(id: &str, cfg: &ChannelConfig) -> Result<(Arc<dyn Connector>, L
                 fulfillment_endpoint: c.fulfillment_endpoint.clone(),
                 token_endpoint: c.token_endpoint.clone(),
                 client_id: c.client_id.clone(),
-                client_secret: Secret::new(c.client_secret.expose()),
-                refresh_token: Secret::new(c.refresh_token.expose()),
+                client_secret: c.client_secret.clone(),
+                refresh_token: c.refresh_token.clone(),
                 scopes: EbayConfig::default_scopes(),
                 marketplace_id: c.marketplace_id.clone(),
                 merchant_location_key: c.merchant_location_key.clone(),

@@ -6,8 +6,13 @@
 
 use std::fmt;
 
-/// A secret string: client secret, refresh token, access token, password.
-#[derive(Clone, PartialEq, Eq)]
+use serde::Deserialize;
+
+/// A secret string: client secret, refresh token, access token, password. The daemon's config
+/// file deserializes straight into it (`config::Secret` is this type), so a secret never exists
+/// as a plain, printable string between the file and the connector.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
