@@ -181,6 +181,7 @@ impl Daemon {
             cancel.clone(),
         ));
         tracker.spawn(watch_config(Arc::clone(&shared), cancel.clone()));
+        tracker.spawn(prune_events(shared.store.clone(), cancel.clone()));
         for p in &problems {
             warn!(channel = %p.channel, "{}", p.error);
         }
@@ -367,6 +368,31 @@ async fn reload(shared: &Shared) -> bool {
     });
     info!(path = %path.display(), "Config reloaded.");
     true
+}
+
+/// How long `sync_events` (pushes refused, drift found …) are kept.
+pub const EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Deletes `sync_events` older than [`EVENT_RETENTION`], at start and then hourly.
+async fn prune_events(store: Store, cancel: CancellationToken) {
+    loop {
+        let cutoff = now_ms() - EVENT_RETENTION.as_millis() as i64;
+        match sqlx::query("DELETE FROM sync_events WHERE at < $1")
+            .bind(cutoff)
+            .execute(store.pool())
+            .await
+        {
+            Ok(r) if r.rows_affected() > 0 => {
+                info!(deleted = r.rows_affected(), "Pruned old sync events.")
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "Could not prune old sync events; trying again later."),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
 }
 
 /// Polls the file's content and reloads when it changes.

@@ -361,3 +361,33 @@ async fn drift_is_found_by_dry_run_and_repaired_by_resync() {
     assert_eq!(events, 2);
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_events_older_than_the_retention_are_pruned() {
+    let mut h = Harness::new(Setup {
+        channels: vec!["ebay_us"],
+        ..Setup::default()
+    })
+    .await;
+    let old =
+        omnistock::store::now_ms() - omnistock::daemon::EVENT_RETENTION.as_millis() as i64 - 1;
+    for (at, detail) in [(old, "old"), (omnistock::store::now_ms(), "recent")] {
+        sqlx::query("INSERT INTO sync_events (channel, sku, kind, detail, at) VALUES ('ebay_us', 'X', 'drift', $1, $2)")
+            .bind(detail)
+            .bind(at)
+            .execute(h.store.pool())
+            .await
+            .expect("event");
+    }
+    h.start_daemon().await;
+    h.eventually("the old event is pruned", CONVERGE, || async {
+        let left: Vec<String> =
+            sqlx::query_scalar("SELECT detail FROM sync_events WHERE sku = 'X'")
+                .fetch_all(h.store.pool())
+                .await
+                .unwrap_or_default();
+        left == ["recent"]
+    })
+    .await;
+    h.finish().await;
+}
