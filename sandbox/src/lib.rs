@@ -182,22 +182,7 @@ impl Sandbox {
     /// offers without seeding listings first (`omnistock sandbox` creates config/demo.toml's).
     /// Not logged as a write.
     pub fn ensure_ebay_location(&self, key: &str) {
-        self.ebay
-            .inner
-            .lock()
-            .locations
-            .entry(key.to_owned())
-            .or_insert_with(|| {
-                let mut location = serde_json::Map::new();
-                location.insert(
-                    "location".into(),
-                    serde_json::json!({"address": {"country": "US", "postalCode": "95125"}}),
-                );
-                location.insert("name".into(), format!("Sandbox location {key}").into());
-                location.insert("merchantLocationStatus".into(), "ENABLED".into());
-                location.insert("locationTypes".into(), serde_json::json!(["WAREHOUSE"]));
-                location
-            });
+        self.ebay.seed_location(key);
     }
 
     /// Fault rules and global latency, for every marketplace.

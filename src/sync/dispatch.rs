@@ -741,21 +741,8 @@ pub async fn load_listing_content(
             let brand: String = row.try_get(3)?;
             let images: String = row.try_get(5)?;
             let options: String = row.try_get(6)?;
-            let options: Vec<(String, String)> =
-                serde_json::from_str::<Vec<(String, String)>>(&options)
-                    .or_else(|_| {
-                        serde_json::from_str::<Vec<serde_json::Value>>(&options).map(|v| {
-                            v.iter()
-                                .filter_map(|o| {
-                                    Some((
-                                        o.get("name")?.as_str()?.to_owned(),
-                                        o.get("value")?.as_str()?.to_owned(),
-                                    ))
-                                })
-                                .collect()
-                        })
-                    })
-                    .unwrap_or_default();
+            // The catalog stores option values as `[[name, value], …]`.
+            let options: Vec<(String, String)> = serde_json::from_str(&options).unwrap_or_default();
             out.insert(
                 sku,
                 ListingContent {

@@ -12,7 +12,7 @@ pub mod batch;
 pub mod budget;
 pub mod http;
 pub mod limits;
-pub mod secret;
+pub mod sensitive;
 pub mod stats;
 pub mod token;
 
@@ -21,6 +21,6 @@ pub use batch::batches;
 pub use budget::{Budget, BudgetSnapshot};
 pub use http::{HttpResponse, MAX_BODY_BYTES};
 pub use limits::Limits;
-pub use secret::Secret;
+pub use sensitive::Secret;
 pub use stats::ConnectorStats;
 pub use token::{AccessToken, FetchedToken, TokenCache, TokenStats};

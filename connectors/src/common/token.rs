@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::secret::Secret;
+use super::sensitive::Secret;
 use crate::error::{ConnectorError, ErrorClass};
 
 /// Longest early refresh.

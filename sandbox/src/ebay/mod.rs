@@ -633,17 +633,8 @@ impl EbayHandle {
             revision_limit: u32::MAX,
             seeding: true,
         };
+        self.seed_location(DEFAULT_LOCATION_KEY);
         let mut st = self.inner.lock();
-        st.locations
-            .entry(DEFAULT_LOCATION_KEY.to_owned())
-            .or_insert_with(|| {
-                json!({"location": {"address": {"country": "US", "postalCode": "95125"}},
-                       "name": "Sandbox warehouse", "merchantLocationStatus": "ENABLED",
-                       "locationTypes": ["WAREHOUSE"]})
-                .as_object()
-                .cloned()
-                .unwrap_or_default()
-            });
         let item = json!({
             "product": {"title": seed.title, "description": format!("{} (sandbox)", seed.title),
                         "imageUrls": ["https://i.ebayimg.com/images/g/sandbox/s-l1600.jpg"]},
