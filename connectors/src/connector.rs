@@ -19,6 +19,14 @@ use crate::common::ConnectorStats;
 use crate::error::ConnectorError;
 use crate::model::{ChannelOrder, ItemOutcome, ListingUpdate, RemoteItem, Sku, StockUpdate};
 
+fn no_bulk_path() -> ConnectorError {
+    ConnectorError::Permanent {
+        status: None,
+        code: None,
+        message: "this marketplace has no bulk path".into(),
+    }
+}
+
 /// What a connector can do and the batch sizes its marketplace allows. The dispatcher fills
 /// batches up to these sizes (and never beyond the config's `limits.batch_size` when smaller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +40,75 @@ pub struct Capabilities {
     pub stock_carries_price: bool,
     /// True when the channel has orders to poll (Meta without on-platform checkout has none).
     pub has_orders: bool,
+    /// Largest number of items one bulk job holds (Amazon `JSON_LISTINGS_FEED`: 25,000); 0 when
+    /// the marketplace has no asynchronous bulk path and every write goes through
+    /// [`Connector::push_stock`] / [`Connector::push_listings`].
+    pub max_bulk_batch: usize,
+}
+
+/// One entry of a bulk job: the same absolute values the per-item calls carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BulkItem {
+    /// Set quantity (and price) of an existing listing.
+    Stock(StockUpdate),
+    /// Create or replace a whole listing.
+    Listing(ListingUpdate),
+    /// Take a listing off sale.
+    Delist(Sku),
+}
+
+impl BulkItem {
+    /// The SKU the entry is about.
+    pub fn sku(&self) -> &Sku {
+        match self {
+            BulkItem::Stock(u) => &u.sku,
+            BulkItem::Listing(u) => &u.sku,
+            BulkItem::Delist(s) => s,
+        }
+    }
+}
+
+/// A bulk document uploaded but not yet submitted (Amazon: `createFeedDocument` + upload done,
+/// `createFeed` not yet called). The daemon records it *before* submitting, so that after a crash
+/// between submission and recording the job id it still knows a job may be running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkDraft {
+    /// The marketplace's id of the uploaded document (`feedDocumentId`).
+    pub document_id: String,
+    /// When the draft was made (unix ms, local clock).
+    pub prepared_at_ms: i64,
+    /// Entries in the document; entry `i` is message `i + 1`.
+    pub items: usize,
+}
+
+/// A submitted bulk job. Serializable: the daemon stores it before polling, and after a restart
+/// polls this job instead of submitting again (DESIGN §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkJob {
+    /// The marketplace's job id (`feedId`).
+    pub id: String,
+    /// The document it processes.
+    pub document_id: String,
+    /// When it was submitted (unix ms, local clock).
+    pub submitted_at_ms: i64,
+    /// Entries in the job, aligned with the items given to [`Connector::bulk_prepare`].
+    pub items: usize,
+}
+
+/// Where a bulk job is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkStatus {
+    /// Queued or processing; ask again after `poll_after`.
+    Pending {
+        /// The connector's suggestion for the next poll (from its budget and the job's age).
+        poll_after: Duration,
+    },
+    /// Finished: one outcome per entry, aligned by index. A job the marketplace aborted as a whole
+    /// (Amazon `FATAL`, `CANCELLED`) comes back as `Retry` for every entry, with the reason.
+    Done {
+        /// Per-entry outcomes.
+        outcomes: Vec<ItemOutcome>,
+    },
 }
 
 /// One page of orders modified at or after a time.
@@ -102,6 +179,41 @@ pub trait Connector: Send + Sync {
 
     /// A cheap call that exercises auth and the main endpoint.
     async fn healthcheck(&self) -> Result<Health, ConnectorError>;
+
+    /// How many of `dirty` waiting items should go into one asynchronous bulk job now, or 0 to
+    /// keep using per-item calls. Each connector decides by which path finishes sooner under its
+    /// current budgets. The default has no bulk path.
+    fn bulk_choice(&self, dirty: usize) -> usize {
+        let _ = dirty;
+        0
+    }
+
+    /// Builds and uploads the bulk document for `items` (≤ `max_bulk_batch`); nothing is applied
+    /// until [`Connector::bulk_submit`].
+    async fn bulk_prepare(&self, items: &[BulkItem]) -> Result<BulkDraft, ConnectorError> {
+        let _ = items;
+        Err(no_bulk_path())
+    }
+
+    /// Submits a prepared document as a job.
+    async fn bulk_submit(&self, draft: &BulkDraft) -> Result<BulkJob, ConnectorError> {
+        let _ = draft;
+        Err(no_bulk_path())
+    }
+
+    /// Asks where a job is; when done, reads its per-entry results.
+    async fn bulk_poll(&self, job: &BulkJob) -> Result<BulkStatus, ConnectorError> {
+        let _ = job;
+        Err(no_bulk_path())
+    }
+
+    /// True while any bulk job submitted at or after `since_ms` (unix ms) may still be processing.
+    /// Resolves a draft whose submission outcome is unknown (crash between submit and record):
+    /// the daemon waits until this is false, then re-sends the draft's items by their current values.
+    async fn bulk_in_flight_since(&self, since_ms: i64) -> Result<bool, ConnectorError> {
+        let _ = since_ms;
+        Ok(false)
+    }
 
     /// What the connector has done so far (requests, 429s, budget waits, its own counters), for
     /// metrics and `omnistock status`. Cheap: reads counters, sends nothing.

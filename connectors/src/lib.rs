@@ -13,7 +13,10 @@ pub mod model;
 pub mod ebay;
 
 pub use common::{ConnectorStats, Limits, Secret};
-pub use connector::{Capabilities, Connector, Health, OrdersPage, SnapshotPage};
+pub use connector::{
+    BulkDraft, BulkItem, BulkJob, BulkStatus, Capabilities, Connector, Health, OrdersPage,
+    SnapshotPage,
+};
 pub use error::{ConnectorError, ErrorClass};
 
 #[cfg(feature = "ebay")]

@@ -809,6 +809,7 @@ impl Connector for EbayConnector {
             max_listing_batch: self.batch_cap(MAX_LISTING_BATCH),
             stock_carries_price: true,
             has_orders: true,
+            max_bulk_batch: 0,
         }
     }
 
