@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::AssertSqlSafe;
+use tokio_util::sync::CancellationToken;
 
 use crate::reconcile::{self, ChannelDiff};
 use crate::store::lease::{Lease, channel_lease, holder, owner_id};
 use crate::store::{Store, placeholders};
+use crate::sync::bulk::BulkRunner;
 use crate::sync::channels;
 use crate::sync::dispatch::{Dispatcher, PushCounters};
 
@@ -167,6 +169,7 @@ async fn resync_channel(
                 store: store.clone(),
                 options: spec.dispatch.clone(),
                 counters: Arc::new(std::sync::Mutex::new(PushCounters::default())),
+                bulk: BulkRunner::new(CancellationToken::new()),
             });
             let keeper = {
                 let (store, lease, ttl) = (store.clone(), lease.clone(), spec.lease_ttl);

@@ -38,6 +38,7 @@ use sqlx::{AssertSqlSafe, Row};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use super::bulk::BulkRunner;
 use super::recompute::Desired;
 use crate::store::{Lease, Store, StoreError, Tx, now_ms, placeholders};
 
@@ -165,26 +166,26 @@ pub struct Dispatcher {
     pub options: DispatchOptions,
     /// Counters.
     pub counters: Counters,
+    /// Background bulk jobs (channels whose connector has a bulk path).
+    pub bulk: Arc<BulkRunner>,
 }
 
 impl Dispatcher {
     /// Reads up to `limit` dirty rows due now, highest priority first; `only` restricts to SKUs.
+    /// Rows whose current version travels in a pending bulk job are not due.
     pub async fn pick(
         &self,
         limit: usize,
         only: Option<&[String]>,
     ) -> Result<Vec<DirtyItem>, StoreError> {
-        let mut sql = String::from(
-            "SELECT sku, desired_json, desired_version, pushed_json, external_id, attempts \
-             FROM channel_items WHERE channel = $1 AND desired_version > pushed_version \
-             AND state <> 'quarantined' AND next_attempt_at <= $2",
-        );
-        if let Some(skus) = only {
-            if skus.is_empty() {
-                return Ok(Vec::new());
-            }
-            sql.push_str(&format!(" AND sku IN ({})", placeholders(3, skus.len())));
+        if only.is_some_and(<[String]>::is_empty) {
+            return Ok(Vec::new());
         }
+        let mut sql = format!(
+            "SELECT sku, desired_json, desired_version, pushed_json, external_id, attempts \
+             FROM channel_items WHERE {}",
+            due_filter(only)
+        );
         sql.push_str(
             " ORDER BY CASE \
                WHEN pushed_qty IS NOT NULL AND desired_qty = 0 AND pushed_qty > 0 THEN 0 \
@@ -196,10 +197,8 @@ impl Dispatcher {
         let mut q = sqlx::query(AssertSqlSafe(sql))
             .bind(&self.channel)
             .bind(now_ms());
-        if let Some(skus) = only {
-            for s in skus {
-                q = q.bind(s.as_str());
-            }
+        for s in only.unwrap_or_default() {
+            q = q.bind(s.as_str());
         }
         let rows = q.fetch_all(self.store.pool()).await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -224,6 +223,30 @@ impl Dispatcher {
         Ok(out)
     }
 
+    /// Counts dirty rows due now, stopping at `cap` (a bounded scan, cheap at any catalog size).
+    pub async fn count_due(
+        &self,
+        cap: usize,
+        only: Option<&[String]>,
+    ) -> Result<usize, StoreError> {
+        if only.is_some_and(<[String]>::is_empty) {
+            return Ok(0);
+        }
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM channel_items WHERE {} LIMIT {}) t",
+            due_filter(only),
+            cap.max(1)
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+            .bind(&self.channel)
+            .bind(now_ms());
+        for s in only.unwrap_or_default() {
+            q = q.bind(s.as_str());
+        }
+        let n = q.fetch_one(self.store.pool()).await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     /// One round: pick, send in batches (up to `concurrency` at once), record. Returns what
     /// happened, or why it stopped (lease lost, a whole-call failure, the database).
     pub async fn round(
@@ -242,9 +265,12 @@ impl Dispatcher {
             .clamp(1, caps.max_listing_batch.max(1));
         let concurrency = self.options.concurrency.max(1);
         let limit = (stock_batch.max(listing_batch) * concurrency).min(MAX_ROUND_ITEMS);
+        // Many waiting items may go out as one asynchronous job (see `bulk`); the rest, and
+        // everything that changes meanwhile, by per-item calls.
+        let bulked = self.bulk.maybe_start(self, lease, only).await?;
         let items = self.pick(limit, only).await?;
         let mut report = RoundReport {
-            picked: items.len(),
+            picked: items.len() + bulked,
             ..RoundReport::default()
         };
         if items.is_empty() {
@@ -426,12 +452,32 @@ impl Dispatcher {
         items: &[DirtyItem],
         outcomes: &[ItemOutcome],
     ) -> Result<RoundReport, RoundError> {
-        let now = now_ms();
+        let mut tx = self.fenced(lease).await?;
+        let (report, superseded) = self.record_rows(&mut tx, items, outcomes).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        self.note_outcomes(items.len(), outcomes, report, superseded);
+        Ok(report)
+    }
+
+    /// A write transaction that has proven this process still owns the channel.
+    pub(crate) async fn fenced(&self, lease: &Lease) -> Result<Tx, RoundError> {
         let mut tx = self.store.write().await?;
         if !lease.fence(&mut tx).await? {
             tx.rollback().await.ok();
             return Err(RoundError::LeaseLost(self.channel.clone()));
         }
+        Ok(tx)
+    }
+
+    /// Writes outcomes into `tx` (version-fenced per row); returns the report and how many were
+    /// superseded by a newer confirmation.
+    pub(crate) async fn record_rows(
+        &self,
+        tx: &mut Tx,
+        items: &[DirtyItem],
+        outcomes: &[ItemOutcome],
+    ) -> Result<(RoundReport, u64), RoundError> {
+        let now = now_ms();
         let mut report = RoundReport::default();
         let mut superseded = 0u64;
         for (item, outcome) in items.iter().zip(outcomes.iter().cycle()) {
@@ -451,7 +497,7 @@ impl Dispatcher {
                     .bind(item.desired.qty)
                     .bind(external_id.as_deref())
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(StoreError::from)?
                     .rows_affected();
@@ -466,7 +512,7 @@ impl Dispatcher {
                         .backoff
                         .delay(u32::try_from(item.attempts).unwrap_or(u32::MAX));
                     set_failure(
-                        &mut tx,
+                        tx,
                         &self.channel,
                         item,
                         error,
@@ -485,10 +531,10 @@ impl Dispatcher {
                     .bind(&self.channel)
                     .bind(&item.sku)
                     .bind(truncate(error))
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(StoreError::from)?;
-                    event(&mut tx, &self.channel, Some(&item.sku), "not_listed", error).await?;
+                    event(tx, &self.channel, Some(&item.sku), "not_listed", error).await?;
                     report.failed += 1;
                 }
                 ItemOutcome::Rejected { code, error } => {
@@ -496,13 +542,23 @@ impl Dispatcher {
                         Some(c) => format!("[{c}] {error}"),
                         None => error.clone(),
                     };
-                    set_failure(&mut tx, &self.channel, item, &msg, 0, true).await?;
-                    event(&mut tx, &self.channel, Some(&item.sku), "quarantined", &msg).await?;
+                    set_failure(tx, &self.channel, item, &msg, 0, true).await?;
+                    event(tx, &self.channel, Some(&item.sku), "quarantined", &msg).await?;
                     report.failed += 1;
                 }
             }
         }
-        tx.commit().await.map_err(StoreError::from)?;
+        Ok((report, superseded))
+    }
+
+    /// Counts and logs what a recorded batch did.
+    pub(crate) fn note_outcomes(
+        &self,
+        items: usize,
+        outcomes: &[ItemOutcome],
+        report: RoundReport,
+        superseded: u64,
+    ) {
         let (retried, rejected, not_listed) = outcomes.iter().fold((0, 0, 0), |acc, o| match o {
             ItemOutcome::Retry { .. } => (acc.0 + 1, acc.1, acc.2),
             ItemOutcome::Rejected { .. } => (acc.0, acc.1 + 1, acc.2),
@@ -522,7 +578,7 @@ impl Dispatcher {
             });
             warn!(
                 channel = %self.channel,
-                items = items.len(),
+                items,
                 retry = retried,
                 quarantined = rejected,
                 not_listed,
@@ -537,7 +593,6 @@ impl Dispatcher {
             c.not_listed += not_listed;
             c.superseded += superseded;
         });
-        Ok(report)
     }
 
     /// Pushes until nothing (of `only`) is dirty and due, or `deadline` passes. Used by `resync`
@@ -552,9 +607,14 @@ impl Dispatcher {
     ) -> Result<usize, RoundError> {
         let mut done = 0usize;
         let mut failures = 0u32;
+        self.bulk.resume(self, lease).await?;
         while Instant::now() < deadline {
             match self.round(lease, only).await {
-                Ok(r) if r.picked == 0 => break,
+                Ok(r) if r.picked == 0 && self.bulk.running() == 0 => break,
+                Ok(r) if r.picked == 0 => {
+                    // Bulk jobs are still processing; their results land in the background.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 Ok(r) => {
                     failures = 0;
                     done += r.applied;
@@ -574,6 +634,18 @@ impl Dispatcher {
         }
         Ok(done)
     }
+}
+
+/// The `WHERE` clause of a due dirty row of channel `$1` at time `$2`, SKUs from `$3` on.
+fn due_filter(only: Option<&[String]>) -> String {
+    let mut w = String::from(
+        "channel = $1 AND desired_version > pushed_version AND bulk_version < desired_version \
+         AND state <> 'quarantined' AND next_attempt_at <= $2",
+    );
+    if let Some(skus) = only {
+        w.push_str(&format!(" AND sku IN ({})", placeholders(3, skus.len())));
+    }
+    w
 }
 
 async fn set_failure(
@@ -672,7 +744,7 @@ fn money(d: &Desired) -> Option<Money> {
     })
 }
 
-fn stock_update(i: &DirtyItem) -> Option<StockUpdate> {
+pub(crate) fn stock_update(i: &DirtyItem) -> Option<StockUpdate> {
     Some(StockUpdate {
         sku: Sku::parse(i.sku.clone()).ok()?,
         external_id: i.external_id.clone(),
@@ -682,7 +754,7 @@ fn stock_update(i: &DirtyItem) -> Option<StockUpdate> {
     })
 }
 
-fn listing_update(i: &DirtyItem, c: Option<&ListingContent>) -> Option<ListingUpdate> {
+pub(crate) fn listing_update(i: &DirtyItem, c: Option<&ListingContent>) -> Option<ListingUpdate> {
     let c = c?;
     Some(ListingUpdate {
         sku: Sku::parse(i.sku.clone()).ok()?,

@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::SyncPlan;
+use super::bulk::BulkRunner;
 use super::dispatch::{Counters, DispatchOptions, Dispatcher, PushCounters, RoundError};
 use super::intake::{self, PollReport};
 use crate::reconcile;
@@ -94,6 +95,8 @@ pub struct ChannelRuntime {
     pub poll_now: Arc<Notify>,
     /// The lease while held.
     pub lease: watch::Receiver<Option<Lease>>,
+    /// Background bulk jobs.
+    pub bulk: Arc<BulkRunner>,
     cancel: CancellationToken,
 }
 
@@ -180,13 +183,15 @@ impl Engine {
 
     fn spawn(self: &Arc<Self>, spec: ChannelSpec) -> Arc<ChannelRuntime> {
         let (lease_tx, lease_rx) = watch::channel(None);
+        let cancel = self.cancel.child_token();
         let rt = Arc::new(ChannelRuntime {
+            bulk: BulkRunner::new(cancel.clone()),
             counters: Arc::new(Mutex::new(PushCounters::default())),
             polls: Arc::new(Mutex::new(PollCounters::default())),
             push_now: Arc::new(Notify::new()),
             poll_now: Arc::new(Notify::new()),
             lease: lease_rx,
-            cancel: self.cancel.child_token(),
+            cancel,
             spec,
         });
         info!(channel = %rt.spec.id, kind = %rt.spec.kind, "Starting channel.");
@@ -357,9 +362,11 @@ async fn dispatch_loop(store: Store, rt: Arc<ChannelRuntime>) {
         store,
         options: rt.spec.dispatch.clone(),
         counters: Arc::clone(&rt.counters),
+        bulk: Arc::clone(&rt.bulk),
     });
     let mut failures: u32 = 0;
     let mut lease_rx = rt.lease.clone();
+    let mut resumed_epoch: Option<i64> = None;
     loop {
         if rt.cancel.is_cancelled() {
             return;
@@ -370,6 +377,15 @@ async fn dispatch_loop(store: Store, rt: Arc<ChannelRuntime>) {
                 _ = lease_rx.changed() => continue,
             }
         };
+        if resumed_epoch != Some(lease.epoch) {
+            // A new lease (start, takeover): pick up the bulk jobs a previous owner recorded.
+            match dispatcher.bulk.resume(&dispatcher, &lease).await {
+                Ok(_) => resumed_epoch = Some(lease.epoch),
+                Err(e) => {
+                    warn!(channel = %rt.spec.id, error = %e, "Cannot read recorded bulk jobs yet.")
+                }
+            }
+        }
         match dispatcher.round(&lease, None).await {
             Ok(r) if r.picked == 0 => {
                 failures = 0;

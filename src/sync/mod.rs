@@ -1,5 +1,6 @@
-//! Desired state: what every channel should show, and (later) the dispatchers that push it.
+//! Desired state: what every channel should show, and the dispatchers that push it.
 
+pub mod bulk;
 pub mod channels;
 pub mod desired;
 pub mod dispatch;

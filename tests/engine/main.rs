@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bulk;
 mod helpers;
 
 use std::time::Duration;
