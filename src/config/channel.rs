@@ -299,8 +299,38 @@ pub struct AmazonConfig {
     pub client_secret: Secret,
     /// LWA refresh token granted by the seller's authorization.
     pub refresh_token: Secret,
-    /// Default `productType` for new listings; per-SKU attributes may override it.
+    /// Default `productType` for new listings; `product_type_rules` may override it per SKU.
     #[serde(default = "AmazonConfig::default_product_type")]
+    pub product_type: String,
+    /// Per-SKU product types, first match wins: `[{ sku = "MUG-*", product_type = "DRINKING_CUP" }]`.
+    #[serde(default)]
+    pub product_type_rules: Vec<AmazonProductTypeRule>,
+    /// SP-API region (`na`, `eu`, `fe`) used when `endpoint` is left at its default.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Talk to Amazon's SP-API sandbox (its host when `endpoint` is left at its default, and its
+    /// usage plan: 5 requests/s, burst 15, for every operation).
+    #[serde(default)]
+    pub sandbox: bool,
+    /// `condition_type` of new listings (default `new_new`).
+    #[serde(default = "AmazonConfig::default_condition_type")]
+    pub condition_type: String,
+    /// Language of listing text (default `en_US`).
+    #[serde(default = "AmazonConfig::default_language_tag")]
+    pub language_tag: String,
+    /// Expected seconds from submitting a JSON_LISTINGS_FEED to its report (default 180); the
+    /// starting point of the learned figure that decides between per-item patches and a feed.
+    #[serde(default = "AmazonConfig::default_feed_processing_secs")]
+    pub feed_processing_secs: u64,
+}
+
+/// `product_type_rules` entry of an Amazon channel.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmazonProductTypeRule {
+    /// SKU glob (`*` any run, `?` one character).
+    pub sku: String,
+    /// Amazon product type, e.g. `DRINKING_CUP`.
     pub product_type: String,
 }
 
@@ -321,7 +351,33 @@ impl AmazonConfig {
     fn default_product_type() -> String {
         Self::DEFAULT_PRODUCT_TYPE.to_owned()
     }
+    fn default_condition_type() -> String {
+        "new_new".to_owned()
+    }
+    fn default_language_tag() -> String {
+        "en_US".to_owned()
+    }
+    fn default_feed_processing_secs() -> u64 {
+        180
+    }
 }
+
+/// Amazon's `condition_type` values.
+pub const AMAZON_CONDITIONS: &[&str] = &[
+    "new_new",
+    "new_open_box",
+    "new_oem",
+    "refurbished_refurbished",
+    "used_like_new",
+    "used_very_good",
+    "used_good",
+    "used_acceptable",
+    "collectible_like_new",
+    "collectible_very_good",
+    "collectible_good",
+    "collectible_acceptable",
+    "club_club",
+];
 
 /// `type = "ebay"`: Sell Inventory and Fulfillment APIs, OAuth refresh-token grant.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

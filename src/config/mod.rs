@@ -30,8 +30,9 @@ use std::io::Read as _;
 use std::path::Path;
 
 pub use channel::{
-    AmazonConfig, ChannelCommon, ChannelConfig, ChannelKind, EbayConfig, EbayPoliciesConfig,
-    FacebookConfig, LimitsConfig, ShopifyConfig, VendureConfig, WooCommerceConfig,
+    AMAZON_CONDITIONS, AmazonConfig, AmazonProductTypeRule, ChannelCommon, ChannelConfig,
+    ChannelKind, EbayConfig, EbayPoliciesConfig, FacebookConfig, LimitsConfig, ShopifyConfig,
+    VendureConfig, WooCommerceConfig,
 };
 pub use decimal::{Decimal, DecimalError, MAX_FRACTION_DIGITS};
 pub use error::{ConfigError, Diagnostic, Position, Problem};

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
-use super::channel::{ChannelCommon, ChannelConfig, LimitsConfig};
+use super::channel::{AMAZON_CONDITIONS, ChannelCommon, ChannelConfig, LimitsConfig};
 use super::decimal::{DecimalError, MAX_FRACTION_DIGITS};
 use super::error::Problem;
 use super::model::{
@@ -153,7 +153,49 @@ impl Validator {
                 self.required(&at("client_id"), &c.client_id);
                 self.secret(&at("client_secret"), &c.client_secret);
                 self.secret(&at("refresh_token"), &c.refresh_token);
-                self.required(&at("product_type"), &c.product_type);
+                self.product_type(&at("product_type"), &c.product_type);
+                for (i, r) in c.product_type_rules.iter().enumerate() {
+                    self.required(&at(&format!("product_type_rules[{i}].sku")), &r.sku);
+                    self.product_type(
+                        &at(&format!("product_type_rules[{i}].product_type")),
+                        &r.product_type,
+                    );
+                }
+                if let Some(region) = &c.region
+                    && !matches!(region.as_str(), "na" | "eu" | "fe")
+                {
+                    self.push(
+                        at("region"),
+                        format!("must be \"na\", \"eu\" or \"fe\", got {region:?}"),
+                    );
+                }
+                if !AMAZON_CONDITIONS.contains(&c.condition_type.as_str()) {
+                    self.push(
+                        at("condition_type"),
+                        format!(
+                            "must be one of {}, got {:?}",
+                            AMAZON_CONDITIONS.join(", "),
+                            c.condition_type
+                        ),
+                    );
+                }
+                let lt = c.language_tag.as_bytes();
+                if !(lt.len() == 5
+                    && lt[..2].iter().all(u8::is_ascii_lowercase)
+                    && lt[2] == b'_'
+                    && lt[3..].iter().all(u8::is_ascii_uppercase))
+                {
+                    self.push(
+                        at("language_tag"),
+                        format!("must look like \"en_US\", got {:?}", c.language_tag),
+                    );
+                }
+                if !(1..=86_400).contains(&c.feed_processing_secs) {
+                    self.push(
+                        at("feed_processing_secs"),
+                        format!("must be 1–86400, got {}", c.feed_processing_secs),
+                    );
+                }
             }
             ChannelConfig::Ebay(c) => {
                 self.url(&at("endpoint"), &c.endpoint);
@@ -447,6 +489,19 @@ impl Validator {
     fn url(&mut self, key: &str, url: &str) {
         if let Some(message) = url_problem(url) {
             self.push(key, message);
+        }
+    }
+
+    fn product_type(&mut self, key: &str, value: &str) {
+        let ok = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            self.push(
+                key,
+                format!("must be an Amazon product type such as \"PRODUCT\" (A-Z, 0-9, _), got {value:?}"),
+            );
         }
     }
 

@@ -439,3 +439,40 @@ fn invalid_utf8_is_reported_at_its_byte() {
         "{err}"
     );
 }
+
+#[test]
+fn amazon_keys_are_checked_and_each_problem_named() {
+    let base = "[daemon]\ndatabase = \"sqlite://x.db\"\n\n[[locations]]\nid = \"main\"\n";
+    let good = format!(
+        "{base}{}product_type_rules = [{{ sku = \"MUG-*\", product_type = \"DRINKING_CUP\" }}]\n\
+         region = \"eu\"\nsandbox = true\ncondition_type = \"used_like_new\"\nlanguage_tag = \"de_DE\"\n\
+         feed_processing_secs = 60\n",
+        minimal_section(ChannelKind::Amazon)
+    );
+    let config = parse_with(&good, &[]).expect("valid amazon section");
+    let omnistock::config::ChannelConfig::Amazon(a) = &config.channels["amazon"] else {
+        panic!("an amazon channel");
+    };
+    assert_eq!(a.product_type_rules[0].product_type, "DRINKING_CUP");
+    assert_eq!(a.region.as_deref(), Some("eu"));
+    assert!(a.sandbox);
+    assert_eq!(a.feed_processing_secs, 60);
+
+    let bad = format!(
+        "{base}{}product_type = \"luggage\"\n\
+         product_type_rules = [{{ sku = \"\", product_type = \"OK\" }}]\n\
+         region = \"mars\"\ncondition_type = \"mint\"\nlanguage_tag = \"en-US\"\nfeed_processing_secs = 0\n",
+        minimal_section(ChannelKind::Amazon)
+    );
+    let err = parse_with(&bad, &[]).unwrap_err().to_string();
+    for needle in [
+        "channels.amazon.product_type must be an Amazon product type such as \"PRODUCT\" (A-Z, 0-9, _), got \"luggage\"",
+        "channels.amazon.product_type_rules[0].sku must not be empty",
+        "channels.amazon.region must be \"na\", \"eu\" or \"fe\", got \"mars\"",
+        "channels.amazon.condition_type must be one of new_new,",
+        "channels.amazon.language_tag must look like \"en_US\", got \"en-US\"",
+        "channels.amazon.feed_processing_secs must be 1–86400, got 0",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
