@@ -55,6 +55,9 @@ struct Bucket {
     rate_per_sec: f64,
     burst: u32,
     paused_until: Option<Instant>,
+    /// A shadow of the limiter's GCRA state for [`Budget::estimate_wait`] (governor cannot be
+    /// read without taking a token): when the bucket will be full again; `None` = full now.
+    full_at: Option<Instant>,
 }
 
 /// Counters of one operation.
@@ -111,15 +114,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn limiter(clock: TokioClock, rate_per_sec: f64, burst: u32) -> Arc<Limiter> {
+/// Time between two tokens at `rate_per_sec` (clamped like the limiter's).
+fn period_of(rate_per_sec: f64) -> Duration {
     let rate = if rate_per_sec.is_finite() {
         rate_per_sec.max(MIN_RATE_PER_SEC)
     } else {
         MIN_RATE_PER_SEC
     };
-    let period = Duration::try_from_secs_f64(1.0 / rate)
+    Duration::try_from_secs_f64(1.0 / rate)
         .unwrap_or(Duration::MAX)
-        .max(Duration::from_nanos(1));
+        .max(Duration::from_nanos(1))
+}
+
+fn limiter(clock: TokioClock, rate_per_sec: f64, burst: u32) -> Arc<Limiter> {
+    let period = period_of(rate_per_sec);
     let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
     let quota = Quota::with_period(period)
         .unwrap_or(Quota::per_second(NonZeroU32::MIN))
@@ -149,6 +157,7 @@ impl Budget {
         b.limiter = limiter(self.clock, rate_per_sec, burst);
         b.rate_per_sec = rate_per_sec;
         b.burst = burst;
+        b.full_at = None;
     }
 
     fn operation(&self, name: &str) -> Arc<Operation> {
@@ -161,6 +170,7 @@ impl Budget {
                         rate_per_sec: self.default_rate,
                         burst: self.default_burst,
                         paused_until: None,
+                        full_at: None,
                     }),
                     counters: Counters::default(),
                 })
@@ -194,6 +204,13 @@ impl Budget {
                     tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
                 }
             }
+        }
+        {
+            // Keep the estimate's shadow in step: one more token owed, refilled after `period`.
+            let mut b = lock(&op.bucket);
+            let now = Instant::now();
+            let from = b.full_at.filter(|t| *t > now).unwrap_or(now);
+            b.full_at = Some(from + period_of(b.rate_per_sec));
         }
         let c = &op.counters;
         c.acquired.fetch_add(1, Ordering::Relaxed);
@@ -234,6 +251,7 @@ impl Budget {
         tracing::info!(account = %self.account, operation, from = b.rate_per_sec, to = rate_per_sec, "Rate budget adjusted to the server's limit.");
         b.limiter = limiter(self.clock, rate_per_sec, b.burst);
         b.rate_per_sec = rate_per_sec;
+        b.full_at = None;
         op.counters.adjustments.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -244,6 +262,39 @@ impl Budget {
         b.paused_until
             .map(|until| until.saturating_duration_since(Instant::now()))
             .filter(|d| !d.is_zero())
+    }
+
+    /// How long [`Budget::acquire`] would wait now for the `n`-th of `n` back-to-back tokens of
+    /// `operation` (remaining pause included), without taking any: 0 while the bucket holds `n`,
+    /// else the refill time of the missing ones. A read-only estimate for choosing between paths
+    /// (Amazon's per-item calls or a feed); concurrent callers may make the real wait longer.
+    pub fn estimate_wait(&self, operation: &str, n: u32) -> Duration {
+        if n == 0 {
+            return Duration::ZERO;
+        }
+        let op = self.operation(operation);
+        let b = lock(&op.bucket);
+        let now = Instant::now();
+        let period = period_of(b.rate_per_sec);
+        // GCRA: the bucket owes `debt` of refill; the n-th token goes out once
+        // `debt + n × period` fits in `burst × period`.
+        let debt = b
+            .full_at
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+        let needed = debt.saturating_add(period.saturating_mul(n));
+        let room = period.saturating_mul(b.burst.max(1));
+        let refill = needed.saturating_sub(room);
+        let pause = b
+            .paused_until
+            .map_or(Duration::ZERO, |u| u.saturating_duration_since(now));
+        refill.max(pause)
+    }
+
+    /// The sustained rate and burst in force for `operation`.
+    pub fn limit(&self, operation: &str) -> (f64, u32) {
+        let op = self.operation(operation);
+        let b = lock(&op.bucket);
+        (b.rate_per_sec, b.burst)
     }
 
     /// Every operation's budget and counters, by name.
@@ -369,6 +420,35 @@ mod tests {
         let s = snap(&b, "op");
         assert_eq!(s.rate_per_sec, 2.0);
         assert_eq!(s.adjustments, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn estimates_follow_the_bucket_and_the_pause() {
+        let b = Budget::new("test", 10.0, 5);
+        assert_eq!(b.estimate_wait("op", 0), Duration::ZERO);
+        assert_eq!(b.estimate_wait("op", 5), Duration::ZERO, "a full bucket");
+        assert_eq!(b.estimate_wait("op", 15), Duration::from_secs(1));
+        for _ in 0..5 {
+            b.acquire("op").await;
+        }
+        assert_eq!(b.estimate_wait("op", 1), Duration::from_millis(100));
+        let start = Instant::now();
+        b.acquire("op").await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(100),
+            "the estimate was right"
+        );
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(b.estimate_wait("op", 5), Duration::ZERO, "refilled");
+        b.pause("op", Duration::from_secs(30));
+        assert_eq!(b.estimate_wait("op", 1), Duration::from_secs(30));
+        assert_eq!(b.limit("op"), (10.0, 5));
+        b.adjust("op", 2.0);
+        assert_eq!(b.limit("op"), (2.0, 5));
+        // Absurd values stay finite.
+        let slow = Budget::new("test", 1e-30, 0);
+        assert!(slow.estimate_wait("x", u32::MAX) > Duration::from_secs(1));
     }
 
     #[test]

@@ -130,6 +130,39 @@ pub async fn send(
     request: reqwest::RequestBuilder,
     idempotent: bool,
 ) -> Result<HttpResponse, ConnectorError> {
+    send_inner(request, idempotent, MAX_BODY_BYTES, None)
+        .await
+        .map(|(response, _)| response)
+}
+
+/// Like [`send`], also returning the value of the response header `header` when it is present
+/// and readable text (Amazon's `x-amzn-RateLimit-Limit`).
+pub async fn send_reading_header(
+    request: reqwest::RequestBuilder,
+    idempotent: bool,
+    header: &str,
+) -> Result<(HttpResponse, Option<String>), ConnectorError> {
+    send_inner(request, idempotent, MAX_BODY_BYTES, Some(header)).await
+}
+
+/// Like [`send`] with another body cap, for documents larger than API answers (Amazon feed
+/// processing reports); a larger body is [`ConnectorError::Malformed`].
+pub async fn send_limited(
+    request: reqwest::RequestBuilder,
+    idempotent: bool,
+    max_bytes: usize,
+) -> Result<HttpResponse, ConnectorError> {
+    send_inner(request, idempotent, max_bytes, None)
+        .await
+        .map(|(response, _)| response)
+}
+
+async fn send_inner(
+    request: reqwest::RequestBuilder,
+    idempotent: bool,
+    max_bytes: usize,
+    header: Option<&str>,
+) -> Result<(HttpResponse, Option<String>), ConnectorError> {
     let mut response = request
         .send()
         .await
@@ -140,11 +173,18 @@ pub async fn send(
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let wanted = header.and_then(|name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| truncate(v.trim(), MAX_MESSAGE_CHARS))
+    });
     if response
         .content_length()
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        .is_some_and(|n| n > max_bytes as u64)
     {
-        return Err(too_large(status));
+        return Err(too_large(status, max_bytes));
     }
     let mut body = Vec::new();
     while let Some(chunk) = response
@@ -152,22 +192,25 @@ pub async fn send(
         .await
         .map_err(|e| transport_error(&e, idempotent))?
     {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(too_large(status));
+        if body.len() + chunk.len() > max_bytes {
+            return Err(too_large(status, max_bytes));
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(HttpResponse {
-        status,
-        retry_after,
-        body,
-    })
+    Ok((
+        HttpResponse {
+            status,
+            retry_after,
+            body,
+        },
+        wanted,
+    ))
 }
 
-fn too_large(status: u16) -> ConnectorError {
+fn too_large(status: u16, max_bytes: usize) -> ConnectorError {
     ConnectorError::Malformed {
         status: Some(status),
-        message: format!("response body larger than {MAX_BODY_BYTES} bytes"),
+        message: format!("response body larger than {max_bytes} bytes"),
     }
 }
 
