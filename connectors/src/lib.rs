@@ -9,6 +9,8 @@ pub mod connector;
 pub mod error;
 pub mod model;
 
+#[cfg(feature = "amazon")]
+pub mod amazon;
 #[cfg(feature = "ebay")]
 pub mod ebay;
 
@@ -19,6 +21,8 @@ pub use connector::{
 };
 pub use error::{ConnectorError, ErrorClass};
 
+#[cfg(feature = "amazon")]
+pub use amazon::{AmazonConfig, AmazonConnector, AmazonUsagePlan};
 #[cfg(feature = "ebay")]
 pub use ebay::{EbayConfig, EbayConnector, EbayPolicies};
 

@@ -1,0 +1,1 @@
+//! The Amazon connector against the stateful Amazon fake (`omnistock-sandbox`).
