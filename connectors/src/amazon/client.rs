@@ -302,10 +302,15 @@ impl AmazonClient {
     /// longer).
     fn throttled(&self, operation: &'static str, resp: &HttpResponse) -> ConnectorError {
         self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+        // Requests already in flight when the first 429 paused the operation come back 429 too;
+        // they are the same episode, not more 429s "in a row", and must not stretch the pause.
+        let already_paused = self.budget.paused_for(operation).is_some();
         let in_a_row = {
             let mut map = lock(&self.throttled_in_a_row);
             let n = map.entry(operation).or_insert(0);
-            *n = n.saturating_add(1);
+            if !already_paused || *n == 0 {
+                *n = n.saturating_add(1);
+            }
             *n
         };
         let wait = resp

@@ -33,7 +33,7 @@
 //! ## What each method does
 //!
 //! - **push_listings**: `putListingsItem` per item (requirements `LISTING`, productType from
-//!   `product_type_rules` or `product_type`, attributes in [`mapping`]).
+//!   `product_type_rules` or `product_type`, attributes in `mapping.rs`).
 //! - **push_stock**: `patchListingsItem` per item: `merge` of `/attributes/fulfillment_availability`
 //!   (`DEFAULT` channel) and, with a price, `replace` of `/attributes/purchasable_offer` in the same
 //!   request (so `stock_carries_price`). Amazon accepts a patch for a SKU it has no listing for (it
@@ -42,7 +42,7 @@
 //! - **delist**: `deleteListingsItem` (a SKU Amazon does not know counts as deleted).
 //! - Per-item calls of one batch run concurrently, each after taking its operation's budget token;
 //!   a batch larger than [`MAX_ITEM_BATCH`] goes in chunks of that size.
-//! - **bulk path** (`bulk_*`): one `JSON_LISTINGS_FEED` of up to 25,000 messages; see [`feeds`]
+//! - **bulk path** (`bulk_*`): one `JSON_LISTINGS_FEED` of up to 25,000 messages; see `feeds.rs`
 //!   for the document, the report, FATAL feeds and how `bulk_choice` picks the faster path.
 //! - **fetch_orders**: `searchOrders` with `lastUpdatedAfter`, every configured marketplace,
 //!   100 per page, `includedData=FULFILLMENT,PROCEEDS`; the next page repeats the same filters with
