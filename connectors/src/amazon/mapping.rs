@@ -1128,6 +1128,64 @@ mod tests {
         );
     }
 
+    #[test]
+    fn put_and_patch_bodies_follow_the_listings_model() {
+        let Some(model) = spec("listingsItems_2021-08-01.json") else {
+            return;
+        };
+        let model: Value = serde_json::from_slice(&model).unwrap();
+        let defs = &model["definitions"];
+        let put = put_body("PRODUCT", listing_attributes(&listing(), &ctx()).unwrap());
+        let u = StockUpdate {
+            sku: Sku::parse("MUG-RED").unwrap(),
+            external_id: None,
+            quantity: 4,
+            price: Some(usd("9.99")),
+            version: 1,
+        };
+        let patch = patch_body("PRODUCT", stock_patches(&u, &ctx()).unwrap());
+        for (body, def) in [
+            (&put, "ListingsItemPutRequest"),
+            (&patch, "ListingsItemPatchRequest"),
+        ] {
+            let schema = &defs[def];
+            for key in schema["required"].as_array().unwrap() {
+                assert!(body.get(key.as_str().unwrap()).is_some(), "{def}.{key}");
+            }
+            for key in body.as_object().unwrap().keys() {
+                assert!(
+                    schema["properties"].get(key).is_some(),
+                    "{def} has no {key}"
+                );
+            }
+        }
+        let requirements = defs["ListingsItemPutRequest"]["properties"]["requirements"]["enum"]
+            .as_array()
+            .unwrap();
+        assert!(requirements.contains(&put["requirements"]));
+        assert!(put["attributes"].is_object());
+        let op = &defs["PatchOperation"];
+        let patches = patch["patches"].as_array().unwrap();
+        assert!(
+            patches.len() as u64
+                >= defs["ListingsItemPatchRequest"]["properties"]["patches"]["minItems"]
+                    .as_u64()
+                    .unwrap()
+        );
+        for p in patches {
+            for key in op["required"].as_array().unwrap() {
+                assert!(p.get(key.as_str().unwrap()).is_some(), "{key}");
+            }
+            assert!(
+                op["properties"]["op"]["enum"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&p["op"])
+            );
+            assert!(p["value"].as_array().unwrap().iter().all(Value::is_object));
+        }
+    }
+
     fn submission(v: Value) -> SubmissionResponse {
         serde_json::from_value(v).unwrap()
     }

@@ -1193,3 +1193,239 @@ fn default_limits_follow_the_plan() {
     );
     assert_eq!(endpoint_for("eu", false), Some(ENDPOINT_EU));
 }
+
+// ---- requests against the official models -----------------------------------------------------
+
+/// Reads an official model from ../shared at test time; `None` (with a note) when absent.
+fn model(name: &str) -> Option<serde_json::Value> {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/contracts/specs/amazon")
+        .join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).expect("a JSON model")),
+        Err(e) => {
+            eprintln!("SKIPPED: {} not readable ({e})", path.display());
+            None
+        }
+    }
+}
+
+/// `%XX` decoding of one query value (the models describe decoded values).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).expect("UTF-8")
+}
+
+/// Checks one recorded query string against the Swagger 2.0 parameters of `operation`:
+/// required ones present, no undeclared ones, integers within bounds, csv arrays within
+/// `minItems`/`maxItems` with values from `items.enum`, enums and date-times well formed.
+fn check_query(operation: &str, spec: &serde_json::Value, query: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let op = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|p| p.as_object().expect("path item").values())
+        .find(|o| o["operationId"] == operation)
+        .unwrap_or_else(|| panic!("{operation} in the model"));
+    let params: Vec<&serde_json::Value> = op["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter(|p| p["in"] == "query")
+        .collect();
+    let given: Vec<(String, String)> = query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect();
+    for p in &params {
+        let name = p["name"].as_str().expect("name");
+        if p["required"] == true && !given.iter().any(|(k, _)| k == name) {
+            problems.push(format!("{operation}: required `{name}` missing"));
+        }
+    }
+    for (key, value) in &given {
+        let Some(p) = params.iter().find(|p| p["name"] == key.as_str()) else {
+            problems.push(format!("{operation}: `{key}` is not a parameter"));
+            continue;
+        };
+        match p["type"].as_str() {
+            Some("integer") => match value.parse::<i64>() {
+                Ok(n) => {
+                    if p["minimum"].as_i64().is_some_and(|m| n < m)
+                        || p["maximum"].as_i64().is_some_and(|m| n > m)
+                    {
+                        problems.push(format!("{operation}: `{key}={n}` out of bounds"));
+                    }
+                }
+                Err(_) => problems.push(format!("{operation}: `{key}={value}` not an integer")),
+            },
+            Some("array") => {
+                let items: Vec<&str> = value.split(',').collect();
+                if p["minItems"]
+                    .as_u64()
+                    .is_some_and(|m| (items.len() as u64) < m)
+                    || p["maxItems"]
+                        .as_u64()
+                        .is_some_and(|m| items.len() as u64 > m)
+                {
+                    problems.push(format!("{operation}: `{key}` has {} items", items.len()));
+                }
+                if let Some(allowed) = p["items"]["enum"].as_array() {
+                    for item in &items {
+                        if !allowed.iter().any(|a| a == item) {
+                            problems.push(format!("{operation}: `{key}` value {item} not in enum"));
+                        }
+                    }
+                }
+            }
+            Some("string") => {
+                if let Some(allowed) = p["enum"].as_array()
+                    && !allowed.iter().any(|a| a == value.as_str())
+                {
+                    problems.push(format!("{operation}: `{key}={value}` not in enum"));
+                }
+                if p["format"] == "date-time"
+                    && chrono::DateTime::parse_from_rfc3339(value).is_err()
+                {
+                    problems.push(format!("{operation}: `{key}={value}` not a date-time"));
+                }
+                if value.is_empty() {
+                    problems.push(format!("{operation}: `{key}` is empty"));
+                }
+            }
+            other => problems.push(format!("{operation}: `{key}` of type {other:?}")),
+        }
+    }
+    problems
+}
+
+#[tokio::test]
+async fn every_request_the_connector_sends_matches_the_official_models() {
+    let (Some(listings), Some(feeds), Some(orders)) = (
+        model("listingsItems_2021-08-01.json"),
+        model("feeds_2021-06-30.json"),
+        model("orders_2026-01-01.json"),
+    ) else {
+        return;
+    };
+    let h = start().await;
+    let amazon = h.amazon();
+    for i in 0..25 {
+        amazon
+            .seed_listing(AmazonSeedListing::new(format!("S/{i:02} x"), 5, "3.00"))
+            .expect("seeded");
+    }
+    // Every operation the connector calls, with odd SKUs and a second page of each kind.
+    h.conn
+        .push_listings(&[listing("NEW/1 é", 2, "7.00")])
+        .await
+        .expect("put");
+    h.conn
+        .push_stock(&[priced("S/00 x", 1, "2.50")])
+        .await
+        .expect("patch");
+    h.conn.delist(&[sku("S/01 x")]).await.expect("delete");
+    let first = h.conn.snapshot_page(None).await.expect("search");
+    h.conn
+        .snapshot_page(first.next_page)
+        .await
+        .expect("search page 2");
+    h.conn.healthcheck().await.expect("health");
+    amazon
+        .seed_listing(AmazonSeedListing::new("ORDERED", 1_000, "3.00"))
+        .expect("seeded");
+    for _ in 0..101 {
+        amazon
+            .place_order(&[SandboxLine::new("ORDERED", 1)])
+            .expect("order");
+    }
+    let page = h.conn.fetch_orders(0, None).await.expect("orders");
+    if let Some(next) = page.next_page {
+        h.conn
+            .fetch_orders(0, Some(next))
+            .await
+            .expect("orders page 2");
+    }
+    amazon.hold_feeds(true);
+    let draft = h
+        .conn
+        .bulk_prepare(&[BulkItem::Stock(stock("S/03 x", 9))])
+        .await
+        .expect("prepared");
+    let job = h.conn.bulk_submit(&draft).await.expect("submitted");
+    h.conn
+        .bulk_in_flight_since(draft.prepared_at_ms)
+        .await
+        .expect("getFeeds");
+    amazon.hold_feeds(false);
+    poll_until_done(&h.conn, &job).await;
+
+    let mut problems = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in amazon.requests() {
+        let spec = match r.operation.as_str() {
+            "getListingsItem"
+            | "putListingsItem"
+            | "patchListingsItem"
+            | "deleteListingsItem"
+            | "searchListingsItems" => &listings,
+            "createFeedDocument" | "createFeed" | "getFeed" | "getFeeds" | "getFeedDocument" => {
+                &feeds
+            }
+            "searchOrders" | "getOrder" => &orders,
+            // LWA and the presigned transfers are not SP-API operations.
+            _ => continue,
+        };
+        seen.insert(r.operation.clone());
+        problems.extend(check_query(
+            &r.operation,
+            spec,
+            r.query.as_deref().unwrap_or_default(),
+        ));
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    // The checker itself catches what Prism would.
+    let bad = check_query(
+        "searchListingsItems",
+        &listings,
+        "pageSize=50&includedData=summaries,bogus&nope=1",
+    );
+    assert_eq!(bad.len(), 4, "{bad:#?}");
+    let bad = check_query("searchOrders", &orders, "lastUpdatedAfter=yesterday");
+    assert_eq!(bad.len(), 1, "{bad:#?}");
+    for op in [
+        "putListingsItem",
+        "patchListingsItem",
+        "deleteListingsItem",
+        "searchListingsItems",
+        "createFeedDocument",
+        "createFeed",
+        "getFeed",
+        "getFeeds",
+        "getFeedDocument",
+        "searchOrders",
+    ] {
+        assert!(seen.contains(op), "{op} was exercised");
+    }
+}
