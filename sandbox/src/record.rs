@@ -61,6 +61,10 @@ pub struct WriteRecord {
     pub price: Option<Money>,
     /// What buyers see after this write (eBay: min of item and offer quantity on the live listing).
     pub visible_quantity: Option<u32>,
+    /// The batch that carried this write, when it was not a single call (Amazon: `feed <feedId>
+    /// message <messageId>` for a JSON_LISTINGS_FEED message).
+    #[serde(default)]
+    pub batch_ref: Option<String>,
 }
 
 /// A write before the log stamps it with `seq` and `at_ms`.
@@ -73,6 +77,7 @@ pub(crate) struct NewWrite {
     pub offer_quantity: Option<u32>,
     pub price: Option<Money>,
     pub visible_quantity: Option<u32>,
+    pub batch_ref: Option<String>,
 }
 
 /// One request that reached a marketplace (after simulated network latency, before faults, auth
@@ -155,6 +160,7 @@ impl Recorder {
                 offer_quantity: w.offer_quantity,
                 price: w.price,
                 visible_quantity: w.visible_quantity,
+                batch_ref: w.batch_ref,
             },
         );
     }

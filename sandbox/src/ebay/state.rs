@@ -1038,6 +1038,7 @@ impl EbayState {
                         offer_quantity: change.quantity,
                         price: change.price,
                         visible_quantity: visible,
+                        batch_ref: None,
                     });
                     PriceQuantityResponse::ok(&sku, Some(id))
                 }
