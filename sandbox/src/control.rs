@@ -1,6 +1,7 @@
 //! `/_control`: the sandbox's own HTTP control API, so a demo in another process can inject
 //! faults, move the clock and read the records. Marketplace-specific control lives with each
-//! marketplace (`/_control/ebay` in `ebay::control`). Routes are listed in the crate docs.
+//! marketplace (`/_control/ebay` in `ebay::control`, `/_control/amazon` in `amazon::control`).
+//! Routes are listed in the crate docs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::Shared;
+use crate::amazon::AmazonHandle;
 use crate::ebay::EbayHandle;
 use crate::faults::{FaultId, FaultRule, FaultsHandle};
 
@@ -30,7 +32,7 @@ impl Ctl {
     }
 }
 
-pub(crate) fn router(shared: Arc<Shared>, ebay: EbayHandle) -> Router {
+pub(crate) fn router(shared: Arc<Shared>, ebay: EbayHandle, amazon: AmazonHandle) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"ok": true})) }))
         .route(
@@ -44,6 +46,7 @@ pub(crate) fn router(shared: Arc<Shared>, ebay: EbayHandle) -> Router {
         .route("/requests", get(requests))
         .with_state(Ctl { shared })
         .nest("/ebay", crate::ebay::control::router(ebay))
+        .nest("/amazon", crate::amazon::control::router(amazon))
 }
 
 async fn list_faults(State(ctl): State<Ctl>) -> Response {

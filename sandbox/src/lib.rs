@@ -6,10 +6,10 @@
 //! | prefix | marketplace | connector `endpoint` |
 //! |---|---|---|
 //! | `/ebay` | eBay Sell Inventory + Fulfillment, OAuth token endpoint ([`ebay`]) | `{base_url}/ebay` |
+//! | `/amazon` | Amazon SP-API Listings Items, Feeds (JSON_LISTINGS_FEED), Orders 2026-01-01, LWA token endpoint ([`amazon`]) | `{base_url}/amazon` (token endpoint `{base_url}/amazon/auth/o2/token`) |
 //! | `/_control` | test control API (faults, clock, per-marketplace state; see below) | — |
 //!
-//! (Amazon, Meta, Shopify and WooCommerce will be mounted at `/amazon`, `/meta`, `/shopify`,
-//! `/woo` the same way: a module with a `gate::Market` description and a router.)
+//! (Meta, Shopify and WooCommerce will be mounted at `/meta`, `/shopify`, `/woo` the same way: a module with a `gate::Market` description and a router.)
 //!
 //! Shared by every marketplace and living here:
 //! - **the gate** (`gate`): simulated network latency, request counting, fault injection;
@@ -37,7 +37,9 @@
 //! | `POST /_control/clock/advance` `{"secs":7200}` | move sandbox time forward |
 //! | `GET /_control/writes`, `GET /_control/requests` | all marketplaces' records |
 //! | `/_control/ebay/...` | eBay state and orders, see [`ebay`] |
+//! | `/_control/amazon/...` | Amazon listings, orders, feeds (hold, fail next), see [`amazon`] |
 
+pub mod amazon;
 pub mod ebay;
 
 mod clock;
@@ -59,6 +61,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use amazon::{
+    AmazonCredentials, AmazonHandle, AmazonListingSnapshot, AmazonOptions, AmazonSeedListing,
+    FeedSnapshot,
+};
 pub use ebay::{
     ControlError, EbayCredentials, EbayHandle, EbayOptions, ListingSnapshot, OrderLine,
     SeedListing, SeededListing,
@@ -86,6 +92,8 @@ pub struct SandboxOptions {
     pub seed: u64,
     /// The eBay fake.
     pub ebay: EbayOptions,
+    /// The Amazon fake.
+    pub amazon: AmazonOptions,
 }
 
 impl Default for SandboxOptions {
@@ -95,6 +103,7 @@ impl Default for SandboxOptions {
             latency: Duration::ZERO,
             seed: 0x5EED,
             ebay: EbayOptions::default(),
+            amazon: AmazonOptions::default(),
         }
     }
 }
@@ -117,6 +126,7 @@ pub struct Sandbox {
     addr: SocketAddr,
     shared: Arc<Shared>,
     ebay: EbayHandle,
+    amazon: AmazonHandle,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     server: Option<JoinHandle<()>>,
@@ -140,11 +150,18 @@ impl Sandbox {
             base_url: format!("http://{addr}"),
         });
         let ebay = EbayHandle::new(shared.clone(), opts.ebay).context("seeding the eBay fake")?;
+        let amazon =
+            AmazonHandle::new(shared.clone(), opts.amazon).context("seeding the Amazon fake")?;
         let router = Router::new()
             .nest("/ebay", ebay.router())
-            .nest("/_control", control::router(shared.clone(), ebay.clone()));
+            .nest("/amazon", amazon.router())
+            .nest(
+                "/_control",
+                control::router(shared.clone(), ebay.clone(), amazon.clone()),
+            );
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        amazon.spawn_feed_processor(shutdown.clone(), &tracker);
         let server = tokio::spawn(server::serve(
             listener,
             router,
@@ -156,6 +173,7 @@ impl Sandbox {
             addr,
             shared,
             ebay,
+            amazon,
             shutdown,
             tracker,
             server: Some(server),
@@ -175,6 +193,11 @@ impl Sandbox {
     /// Inspection and control of the eBay fake.
     pub fn ebay(&self) -> EbayHandle {
         self.ebay.clone()
+    }
+
+    /// Inspection and control of the Amazon fake.
+    pub fn amazon(&self) -> AmazonHandle {
+        self.amazon.clone()
     }
 
     /// Creates an enabled eBay inventory location with this `merchantLocationKey` unless one
