@@ -151,8 +151,10 @@ pub(crate) async fn token(State(amz): State<Arc<Amazon>>, req: Request) -> Respo
     }
     let now = amz.shared.clock.now();
     let ttl = amz.token_ttl;
-    let expires_at =
-        now + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::hours(1));
+    let expires_at = chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     let access_token = format!("Atza|{}", amz.shared.rng.hex(96));
     {
         let mut st = amz.lock();

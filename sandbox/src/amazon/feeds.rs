@@ -405,7 +405,11 @@ impl AmazonState {
                 f.status = FeedStatus::InProgress;
                 f.started = Some(f.not_before);
             }
-            let end = f.started.unwrap_or(ctx.now) + rest;
+            let end = f
+                .started
+                .unwrap_or(ctx.now)
+                .checked_add_signed(rest)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
             if ctx.now >= end {
                 self.finish_feed(ctx, id, end);
             }
@@ -788,7 +792,10 @@ pub(crate) async fn create_feed(State(amz): St, req: Request) -> Result<Response
                 marketplace_ids,
                 created: ctx.now,
                 status: FeedStatus::InQueue,
-                not_before: ctx.now + total / 2,
+                not_before: ctx
+                    .now
+                    .checked_add_signed(total / 2)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
                 started: None,
                 ended: None,
                 input_doc: doc_id,

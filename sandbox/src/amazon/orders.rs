@@ -188,8 +188,8 @@ impl Order {
         let total: i64 = self
             .lines
             .iter()
-            .map(|l| l.unit_minor * i64::from(l.quantity))
-            .sum();
+            .map(|l| l.unit_minor.saturating_mul(i64::from(l.quantity)))
+            .fold(0i64, i64::saturating_add);
         let items: Vec<Value> = self
             .lines
             .iter()
@@ -205,7 +205,10 @@ impl Order {
                 item.insert("quantityOrdered".into(), json!(l.quantity));
                 item.insert("product".into(), product);
                 if inc.proceeds {
-                    let sub = money(l.unit_minor * i64::from(l.quantity), &l.currency);
+                    let sub = money(
+                        l.unit_minor.saturating_mul(i64::from(l.quantity)),
+                        &l.currency,
+                    );
                     item.insert(
                         "proceeds".into(),
                         json!({"proceedsTotal": sub, "breakdowns": [{"type": "ITEM", "subtotal": sub}]}),

@@ -2062,3 +2062,47 @@ async fn responses_match_the_official_schemas() {
         problems.join("\n")
     );
 }
+
+#[tokio::test]
+async fn hostile_amounts_and_lines_are_refused_or_saturate_without_panicking() {
+    let h = start().await;
+    let amazon = h.amazon();
+    amazon
+        .seed_listing(AmazonSeedListing::new("HUGE", u32::MAX, "999999999999.99"))
+        .unwrap();
+    for bad in ["", "-1", "1.999", "1e3", "0", "9999999999999.00"] {
+        assert!(
+            amazon
+                .seed_listing(AmazonSeedListing::new("X", 1, bad))
+                .is_err(),
+            "{bad:?}"
+        );
+    }
+    assert!(
+        amazon
+            .seed_listing(AmazonSeedListing::new("", 1, "1.00"))
+            .is_err()
+    );
+    let id = amazon
+        .place_fba_order(&[
+            OrderLine::new("HUGE", u32::MAX),
+            OrderLine::new("HUGE", u32::MAX),
+        ])
+        .unwrap();
+    let order = amazon.order(&id).unwrap();
+    assert!(order["proceeds"]["grandTotal"]["amount"].is_string());
+    let id = amazon
+        .place_order(&[OrderLine::new("HUGE", u32::MAX)])
+        .unwrap();
+    assert_eq!(amazon.current_quantity("HUGE"), Some(0));
+    amazon.cancel_order(&id).unwrap();
+    assert_eq!(amazon.current_quantity("HUGE"), Some(u32::MAX));
+    assert!(matches!(
+        amazon.place_order(&[OrderLine::new("HUGE", 0)]),
+        Err(ControlError::Invalid(_))
+    ));
+    assert!(matches!(
+        amazon.place_order(&[]),
+        Err(ControlError::Invalid(_))
+    ));
+}
