@@ -2,23 +2,33 @@
 //! specs from ../shared/contracts/specs, in front of the sandbox (DESIGN §8).
 //!
 //! ```text
-//! connector ──> recorder ──> prism proxy --errors (inventory spec)   ──> sandbox /ebay
-//!           └─> recorder ──> prism proxy --errors (fulfillment spec) ──┘
-//!           └──────────────────────────── token endpoint (not in the specs) ─> sandbox
+//! eBay:   connector ──> recorder ──> prism proxy --errors (inventory spec)   ──> sandbox /ebay
+//!                   └─> recorder ──> prism proxy --errors (fulfillment spec) ──┘
+//!                   └──────────────────────────── token endpoint (not in the specs) ─> sandbox
+//! Amazon: connector ──> recorder ──> prism (listingsItems_2021-08-01) ──> sandbox /amazon
+//!                   └─> recorder ──> prism (feeds_2021-06-30)         ──┤
+//!                   └─> recorder ──> prism (orders_2026-01-01)        ──┘
+//!                   └──── LWA token endpoint, presigned document URLs ──> sandbox
 //! ```
 //!
 //! Prism rejects a request the official spec forbids with 422 (never forwarding it) and replaces
 //! a response the spec forbids with 500, both `application/problem+json` with Prism's exact
 //! messages; anything milder shows in the `sl-violations` header and Prism's log. The recorders
 //! keep every exchange, so a violation is reported verbatim even when the connector swallows it.
+//! What never passes a Prism — Amazon's JSON_LISTINGS_FEED document and processing report — is
+//! checked against Amazon's JSON Schemas ([`feed_schemas`]).
 //!
-//! Prism comes from `scripts/prism install` (npm, into `~/.cache/omnistock/prism`); the eBay specs
-//! are prefixed copies of the official ones in the same cache (`scripts/prism specs`). When either
-//! is missing each test prints `SKIPPED: …` and passes, unless `OMNISTOCK_REQUIRE_CONTRACT=1`
-//! (CI), which makes absence a failure. Every Prism is stopped by its PID when its guard drops.
+//! Prism comes from `scripts/prism install` (npm, into `~/.cache/omnistock/prism`); the specs are
+//! prepared copies of the official ones in the same cache, one folder per market
+//! (`scripts/prism specs ebay|amazon`). When either is missing each test prints `SKIPPED: …` and
+//! passes, unless `OMNISTOCK_REQUIRE_CONTRACT=1` (CI), which makes absence a failure. Every Prism
+//! is stopped by its PID when its guard drops.
 //!
 //! Run: `scripts/prism install && cargo test -p omnistock --test contract -- --nocapture`.
 
+mod amazon;
+mod amazon_sync;
+mod feed_schemas;
 mod http;
 mod prism;
 mod recorder;
@@ -134,6 +144,12 @@ impl EbayContract {
         out
     }
 
+    /// The coverage report of both specs.
+    fn coverage(&self, inv: &[Exchange], ful: &[Exchange]) -> String {
+        coverage_report("inventory spec", inv, &self.inventory.operation_ids())
+            + &coverage_report("fulfillment spec", ful, &self.fulfillment.operation_ids())
+    }
+
     /// Current log lengths (a mark for [`EbayContract::log_findings`]).
     fn log_mark(&self) -> (usize, usize) {
         (
@@ -167,13 +183,16 @@ fn coverage(exchanges: &[Exchange]) -> BTreeMap<String, (usize, BTreeMap<u16, us
     by_op
 }
 
-fn coverage_report(title: &str, exchanges: &[Exchange]) -> String {
+/// The exchanges per operation with their statuses, then how many of the spec's operations
+/// (`spec_ops`) they exercised and which they did not.
+fn coverage_report(title: &str, exchanges: &[Exchange], spec_ops: &[String]) -> String {
     let mut s = format!("{title}: {} requests through Prism\n", exchanges.len());
-    for (op, (n, statuses)) in coverage(exchanges) {
+    let by_op = coverage(exchanges);
+    for (op, (n, statuses)) in &by_op {
         let statuses: Vec<String> = statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
         let sizes: Vec<String> = exchanges
             .iter()
-            .filter(|e| e.operation == op)
+            .filter(|e| &e.operation == op)
             .filter_map(|e| e.bulk_len().map(|n| n.to_string()))
             .collect();
         let sizes = if sizes.is_empty() {
@@ -183,11 +202,27 @@ fn coverage_report(title: &str, exchanges: &[Exchange]) -> String {
         };
         let _ = writeln!(s, "  {op:<32} {n:>4}   {}{sizes}", statuses.join(" "));
     }
+    let missed: Vec<&str> = spec_ops
+        .iter()
+        .filter(|op| !by_op.contains_key(*op))
+        .map(String::as_str)
+        .collect();
+    let _ = writeln!(
+        s,
+        "  coverage: {} of {} operations in the spec exercised{}",
+        spec_ops.len() - missed.len(),
+        spec_ops.len(),
+        if missed.is_empty() {
+            String::new()
+        } else {
+            format!("; not exercised: {}", missed.join(", "))
+        }
+    );
     s
 }
 
 /// Panics with every violation found in these exchanges and log lines.
-fn assert_no_violations(exchanges: &[Exchange], log: &[(Severity, String)]) {
+fn assert_no_violations(market: &str, exchanges: &[Exchange], log: &[(Severity, String)]) {
     let bad: Vec<&Exchange> = exchanges.iter().filter(|e| e.is_violation()).collect();
     let log_errors: Vec<&String> = log
         .iter()
@@ -198,7 +233,7 @@ fn assert_no_violations(exchanges: &[Exchange], log: &[(Severity, String)]) {
         return;
     }
     let mut msg = format!(
-        "the official eBay specs reject {} exchange(s); {} error line(s) in Prism's log\n",
+        "the official {market} specs reject {} exchange(s); {} error line(s) in Prism's log\n",
         bad.len(),
         log_errors.len()
     );
@@ -336,7 +371,7 @@ async fn negative_controls(c: &EbayContract) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ebay_through_prism() {
-    let Some(setup) = prism::setup("ebay_through_prism") else {
+    let Some(setup) = prism::setup("ebay_through_prism", "ebay") else {
         return;
     };
     let t0 = Instant::now();
@@ -369,9 +404,8 @@ async fn ebay_through_prism() {
         Ok(summary) => summary,
         Err(failure) => {
             // Prism's findings first: they usually are the reason.
-            print!("{}", coverage_report("inventory spec", &inv));
-            print!("{}", coverage_report("fulfillment spec", &ful));
-            assert_no_violations(&all, &log);
+            print!("{}", c.coverage(&inv, &ful));
+            assert_no_violations("eBay", &all, &log);
             panic!("the sync through Prism failed without a contract violation: {failure}");
         }
     };
@@ -387,8 +421,7 @@ async fn ebay_through_prism() {
         summary.snapshot.1,
         summary.delisted,
     );
-    print!("{}", coverage_report("inventory spec", &inv));
-    print!("{}", coverage_report("fulfillment spec", &ful));
+    print!("{}", c.coverage(&inv, &ful));
     let warnings: Vec<String> = all
         .iter()
         .flat_map(|e| e.findings.iter().filter(|f| !f.is_error()))
@@ -409,7 +442,7 @@ async fn ebay_through_prism() {
             warnings.join("; ")
         }
     );
-    assert_no_violations(&all, &log);
+    assert_no_violations("eBay", &all, &log);
 
     // Nothing went around the guard: every Sell API request the sandbox saw came through Prism
     // (the token endpoint is the one call that goes direct).

@@ -1,5 +1,5 @@
-//! Stoplight Prism processes for the suite, through `scripts/prism` (install, prefixed specs,
-//! start, stop). A [`Prism`] stops its process by PID when dropped, panics included.
+//! Stoplight Prism processes for the suite, through `scripts/prism` (install, prepared spec
+//! copies per market, start, stop). A [`Prism`] stops its process by PID when dropped, panics included.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -27,17 +27,29 @@ fn run_script(args: &[&str]) -> Result<String, String> {
     }
 }
 
-/// Where Prism and the prefixed specs are.
+/// Where Prism and one market's prepared specs are.
 #[derive(Debug, Clone)]
 pub struct Setup {
-    /// The folder with the prefixed eBay specs.
+    /// The folder with the market's prepared spec copies (`~/.cache/omnistock/prism/specs/ebay`).
     pub specs: PathBuf,
 }
 
 impl Setup {
-    /// The prefixed copy of an eBay spec (`sell_inventory_v1_oas3.json` …).
+    /// The prepared copy of a spec (`sell_inventory_v1_oas3.json`, `feeds_2021-06-30.json` …).
     pub fn spec(&self, name: &str) -> PathBuf {
         self.specs.join(name)
+    }
+
+    /// The folder of the official specs a prepared copy was made from (its `.source` file, written
+    /// by `scripts/prism`), for the files that are read where they are (Amazon's feed schemas).
+    pub fn official_dir(&self, name: &str) -> PathBuf {
+        let source = self.specs.join(format!("{name}.source"));
+        let text = std::fs::read_to_string(&source)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", source.display()));
+        Path::new(text.trim())
+            .parent()
+            .unwrap_or_else(|| panic!("{} names no folder", source.display()))
+            .to_path_buf()
     }
 
     /// The corrections `scripts/prism` made to a spec (`x-omnistock-errata`), one line each.
@@ -51,12 +63,15 @@ impl Setup {
     }
 }
 
-/// Finds Prism and prepares the specs. `None` (after printing `SKIPPED: …`) when either is
-/// absent, unless [`REQUIRE_ENV`] is set, which turns absence into a panic.
-pub fn setup(test: &str) -> Option<Setup> {
+/// Finds Prism and prepares `market`'s specs (`ebay`, `amazon`). `None` (after printing
+/// `SKIPPED: …`) when either is absent, unless [`REQUIRE_ENV`] is set, which turns absence into a
+/// panic.
+pub fn setup(test: &str, market: &str) -> Option<Setup> {
     let found = run_script(&["path"])
         .map_err(|e| format!("Prism is not installed ({e})"))
-        .and_then(|_| run_script(&["specs"]).map_err(|e| format!("no eBay specs ({e})")));
+        .and_then(|_| {
+            run_script(&["specs", market]).map_err(|e| format!("no {market} specs ({e})"))
+        });
     match found {
         Ok(specs) => Some(Setup {
             specs: PathBuf::from(specs),

@@ -144,6 +144,14 @@ impl Operations {
         Operations { ops }
     }
 
+    /// Every operationId of the spec, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.ops.iter().map(|(_, _, id)| id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// The operationId of `method path` (query ignored); the template with the most literal
     /// segments wins (`/offer/get_listing_fees` over `/offer/{offerId}`).
     pub fn name(&self, method: &str, target: &str) -> String {
@@ -207,6 +215,11 @@ impl Recorder {
             inner,
             shutdown,
         }
+    }
+
+    /// Every operationId of the spec behind this recorder.
+    pub fn operation_ids(&self) -> Vec<String> {
+        self.inner.operations.ids()
     }
 
     /// Every exchange so far.
@@ -309,8 +322,9 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                 && let Ok(problem) = serde_json::from_slice::<Value>(&r.body)
                 && let Some(kind) = problem["type"].as_str()
             {
-                // eBay (and so the sandbox) never answers problem+json: this is Prism's own
-                // error, a validation one (`…#VIOLATIONS`) or a failed forward (`FetchError`).
+                // Neither eBay nor Amazon (and so neither fake) answers problem+json: this is
+                // Prism's own error, a validation one (`…#VIOLATIONS`) or a failed forward
+                // (`FetchError`).
                 let kind = kind.strip_prefix(PRISM_ERROR_TYPE).unwrap_or(kind);
                 exchange.prism_error = Some(kind.to_owned());
                 for f in problem["validation"].as_array().into_iter().flatten() {
