@@ -1,8 +1,9 @@
 //! `omnistock demo`: the whole loop on one machine, no accounts needed.
 //!
-//! Starts the sandbox marketplaces on loopback ports (two eBay seller accounts today — a US and a
-//! German site, each its own stateful fake; Amazon, Meta and a web store join as their connectors
-//! land), writes a config into a temporary directory, imports the sample catalog into a fresh
+//! Starts the sandbox marketplaces on loopback ports (two eBay seller accounts — a US and a German
+//! site — and an Amazon US seller account, each its own stateful fake; Meta and a web store join
+//! as their connectors land). The Amazon fake enforces the usage plan of Amazon's SP-API sandbox
+//! hosts (5 requests/s, burst 15 per operation), which the channel is configured for. It writes a config into a temporary directory, imports the sample catalog into a fresh
 //! SQLite file, and starts the daemon in this process. Then it places orders on the sandboxes the
 //! way buyers would and prints, as it happens, each order and how many milliseconds passed until
 //! *every* channel showed the new quantity. It ends with a cancellation (stock comes back
@@ -13,8 +14,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use omnistock_sandbox::amazon::AmazonOptions;
 use omnistock_sandbox::ebay::OrderLine;
-use omnistock_sandbox::{EbayHandle, Sandbox, SandboxOptions};
+use omnistock_sandbox::{Sandbox, SandboxOptions};
 
 use crate::catalog::import::{ImportOptions, import_bytes};
 use crate::daemon::Daemon;
@@ -45,14 +47,46 @@ pub struct Args {
 
 struct Channel {
     id: &'static str,
+    /// eBay site or Amazon marketplace id.
     site: &'static str,
     language: &'static str,
+    amazon: bool,
     sandbox: Sandbox,
 }
 
 impl Channel {
-    fn ebay(&self) -> EbayHandle {
-        self.sandbox.ebay()
+    fn shown(&self, sku: &str) -> Option<u32> {
+        if self.amazon {
+            self.sandbox.amazon().current_quantity(sku)
+        } else {
+            self.sandbox.ebay().current_quantity(sku)
+        }
+    }
+
+    fn place_order(&self, lines: &[OrderLine]) -> Result<String> {
+        let r = if self.amazon {
+            self.sandbox.amazon().place_order(lines)
+        } else {
+            self.sandbox.ebay().place_order(lines)
+        };
+        r.map_err(|e| anyhow::anyhow!("placing an order on {}: {e}", self.id))
+    }
+
+    fn cancel_order(&self, id: &str) -> Result<()> {
+        let r = if self.amazon {
+            self.sandbox.amazon().cancel_order(id)
+        } else {
+            self.sandbox.ebay().cancel_order(id)
+        };
+        r.map_err(|e| anyhow::anyhow!("cancelling on {}: {e}", self.id))
+    }
+
+    fn describe(&self) -> String {
+        if self.amazon {
+            format!("Amazon {} at {}/amazon", self.site, self.sandbox.base_url())
+        } else {
+            format!("eBay {} at {}/ebay", self.site, self.sandbox.base_url())
+        }
     }
 }
 
@@ -65,12 +99,14 @@ pub async fn run(args: Args) -> Result<()> {
         .context("cannot create a temporary directory")?;
     let latency = Duration::from_millis(args.latency_ms);
     let mut channels = Vec::new();
-    for (id, site, language) in [
-        ("ebay_us", "EBAY_US", "en-US"),
-        ("ebay_de", "EBAY_DE", "de-DE"),
+    for (id, site, language, amazon) in [
+        ("ebay_us", "EBAY_US", "en-US", false),
+        ("ebay_de", "EBAY_DE", "de-DE", false),
+        ("amazon_us", "ATVPDKIKX0DER", "en_US", true),
     ] {
         let sandbox = Sandbox::start(SandboxOptions {
             latency,
+            amazon: AmazonOptions::sandbox_plan(),
             ..SandboxOptions::default()
         })
         .await
@@ -79,16 +115,16 @@ pub async fn run(args: Args) -> Result<()> {
             id,
             site,
             language,
+            amazon,
             sandbox,
         });
     }
     println!("omnistock demo");
     for c in &channels {
         println!(
-            "  sandbox {:<8} eBay {} at {}/ebay ({} ms simulated latency)",
+            "  sandbox {:<9} {} ({} ms simulated latency)",
             c.id,
-            c.site,
-            c.sandbox.base_url(),
+            c.describe(),
             args.latency_ms
         );
     }
@@ -161,20 +197,17 @@ async fn drive(args: &Args, store: &Store, channels: &[Channel], started: Instan
         // A SKU this channel shows in stock right now.
         let candidates: Vec<&String> = skus
             .iter()
-            .filter(|s| channel.ebay().current_quantity(s).unwrap_or(0) > 0)
+            .filter(|s| channel.shown(s).unwrap_or(0) > 0)
             .collect();
         if candidates.is_empty() {
             println!("order {n}: nothing left in stock on {}", channel.id);
             break;
         }
         let sku = candidates[rng.pick(candidates.len())].clone();
-        let shown = channel.ebay().current_quantity(&sku).unwrap_or(0);
+        let shown = channel.shown(&sku).unwrap_or(0);
         let qty = 1 + u32::try_from(rng.pick(2)).unwrap_or(0).min(shown - 1);
         let t0 = Instant::now();
-        let order_id = channel
-            .ebay()
-            .place_order(&[OrderLine::new(sku.clone(), qty)])
-            .map_err(|e| anyhow::anyhow!("placing an order on {}: {e}", channel.id))?;
+        let order_id = channel.place_order(&[OrderLine::new(sku.clone(), qty)])?;
         let shown_now = wait_propagated(store, channels, ch, &order_id, &sku, timeout).await?;
         let ms = t0.elapsed().as_millis();
         times.push(ms);
@@ -183,7 +216,7 @@ async fn drive(args: &Args, store: &Store, channels: &[Channel], started: Instan
             .map(|(id, q)| format!("{id} {q}"))
             .collect();
         println!(
-            "order {n:>2} on {:<8} {qty} × {:<12} → {}   in {ms:>5} ms",
+            "order {n:>2} on {:<9} {qty} × {:<12} → {}   in {ms:>5} ms",
             channel.id,
             sku,
             everywhere.join(", ")
@@ -193,10 +226,7 @@ async fn drive(args: &Args, store: &Store, channels: &[Channel], started: Instan
     if let Some((ch, order_id)) = placed.first() {
         let channel = &channels[*ch];
         let t0 = Instant::now();
-        channel
-            .ebay()
-            .cancel_order(order_id)
-            .map_err(|e| anyhow::anyhow!("cancelling on {}: {e}", channel.id))?;
+        channel.cancel_order(order_id)?;
         let sku: String = sqlx::query_scalar(
             "SELECT l.sku FROM order_lines l JOIN orders o ON o.id = l.order_id \
              WHERE o.channel = $1 AND o.external_id = $2 LIMIT 1",
@@ -212,7 +242,7 @@ async fn drive(args: &Args, store: &Store, channels: &[Channel], started: Instan
             .map(|m| m.iter().map(|(id, q)| format!("{id} {q}")).collect())
             .unwrap_or_default();
         println!(
-            "cancel   on {:<8} order {order_id}: {sku} back → {}   in {:>5} ms",
+            "cancel   on {:<9} order {order_id}: {sku} back → {}   in {:>5} ms",
             channel.id,
             everywhere.join(", "),
             t0.elapsed().as_millis()
@@ -317,7 +347,7 @@ async fn shown_if_converged(
         let Some((want, dv, pv)) = row else {
             return Ok(None);
         };
-        let remote = c.ebay().current_quantity(sku);
+        let remote = c.shown(sku);
         if dv > pv || remote != u32::try_from(want).ok() {
             return Ok(None);
         }
@@ -364,7 +394,29 @@ fn config_text(db: &Path, channels: &[Channel], poll_secs: u64) -> String {
         db.display()
     );
     for c in channels {
-        let creds = c.ebay().credentials();
+        if c.amazon {
+            let a = c.sandbox.amazon();
+            let creds = a.credentials();
+            let base = format!("{}/amazon", c.sandbox.base_url());
+            s.push_str(&format!(
+                "\n[channels.{id}]\ntype = \"amazon\"\nendpoint = \"{base}\"\n\
+                 token_endpoint = \"{base}/auth/o2/token\"\nseller_id = \"{seller}\"\n\
+                 marketplace_ids = [\"{site}\"]\n\
+                 client_id = \"{cid}\"\nclient_secret = \"{secret}\"\nrefresh_token = \"{refresh}\"\n\
+                 sandbox = true\nlanguage_tag = \"{lang}\"\nfeed_processing_secs = 5\n\
+                 poll_interval_secs = {poll_secs}\n\
+                 schedule = {{ orders = \"* * * * *\", reconcile = \"*/10 * * * *\" }}\n",
+                id = c.id,
+                seller = c_escape(&a.seller_id()),
+                cid = c_escape(&creds.client_id),
+                secret = c_escape(&creds.client_secret),
+                refresh = c_escape(&creds.refresh_token),
+                site = c.site,
+                lang = c.language,
+            ));
+            continue;
+        }
+        let creds = c.sandbox.ebay().credentials();
         let base = format!("{}/ebay", c.sandbox.base_url());
         s.push_str(&format!(
             "\n[channels.{id}]\ntype = \"ebay\"\nendpoint = \"{base}\"\n\

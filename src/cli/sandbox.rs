@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use omnistock_sandbox::amazon::{AmazonCredentials, AmazonOptions, AmazonSeedListing};
 use omnistock_sandbox::{EbayCredentials, EbayOptions, Sandbox, SandboxOptions, SeedListing};
 
 /// The port `config/demo.toml` points every channel at.
@@ -44,6 +45,23 @@ pub fn demo_credentials() -> EbayCredentials {
         client_secret: "sandbox-secret".into(),
         refresh_token: "sandbox-refresh-token".into(),
         ..EbayCredentials::default()
+    }
+}
+
+/// The seller id `config/demo.toml`'s Amazon channel names.
+pub const DEMO_AMAZON_SELLER: &str = "SANDBOXSELLER";
+
+/// The Amazon fake as `config/demo.toml` expects it: its placeholder LWA credentials and seller
+/// id, and the usage plan of Amazon's own SP-API sandbox hosts.
+pub fn demo_amazon() -> AmazonOptions {
+    AmazonOptions {
+        credentials: AmazonCredentials {
+            client_id: "sandbox-client".into(),
+            client_secret: "sandbox-secret".into(),
+            refresh_token: "sandbox-refresh-token".into(),
+        },
+        seller_id: DEMO_AMAZON_SELLER.into(),
+        ..AmazonOptions::sandbox_plan()
     }
 }
 
@@ -87,14 +105,25 @@ pub fn options(args: &Args) -> Result<SandboxOptions> {
         credentials: demo_credentials(),
         ..EbayOptions::default()
     };
+    let mut amazon = demo_amazon();
     if args.seed_demo {
         ebay.listings = demo_listings()?;
+        amazon.listings = ebay
+            .listings
+            .iter()
+            .map(|l| {
+                let mut a = AmazonSeedListing::new(&l.sku, l.quantity, &l.price.value);
+                a.title = l.title.clone();
+                a
+            })
+            .collect();
     }
     Ok(SandboxOptions {
         port: args.port,
         latency: Duration::from_millis(args.latency_ms),
         seed: args.seed,
         ebay,
+        amazon,
     })
 }
 
@@ -176,7 +205,15 @@ fn banner(base: &str, args: &Args, credentials: &EbayCredentials, seeded: usize)
         "             {seeded} listing(s) at start{}\n",
         if args.seed_demo { " (--seed-demo)" } else { "" }
     ));
-    s.push_str("  (amazon, meta, shopify, woo: not in the sandbox yet)\n\n");
+    s.push_str(&format!("  amazon     endpoint        {base}/amazon\n"));
+    s.push_str(&format!(
+        "             token_endpoint  {base}/amazon/auth/o2/token\n"
+    ));
+    s.push_str(&format!(
+        "             seller_id = {DEMO_AMAZON_SELLER:?}, same client_id/client_secret/refresh_token; \
+         usage plan of Amazon's SP-API sandbox (5 rps, burst 15)\n"
+    ));
+    s.push_str("  (meta, shopify, woo: not in the sandbox yet)\n\n");
     s.push_str("Control API (JSON, unauthenticated)\n");
     for (route, what) in CONTROL_ROUTES {
         s.push_str(&format!("  {route:<52} {what}\n"));

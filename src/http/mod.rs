@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::daemon::Shared;
+use crate::sync::bulk::BulkCounters;
 use crate::sync::dispatch::PushCounters;
 use crate::sync::engine::{ChannelProblem, Engine, PollCounters};
 
@@ -117,6 +118,8 @@ pub struct EngineChannel {
     pub push: PushCounters,
     /// The order poller's counters.
     pub polls: PollCounters,
+    /// Bulk jobs (Amazon feeds): submitted, done, aborted, resumed, running.
+    pub bulk: BulkCounters,
     /// What the connector counted (requests, 429s, rate budgets, its own counters).
     pub connector: ConnectorStats,
     /// The newest error of the channel: the last failed push call, else the last failed poll.
@@ -155,6 +158,7 @@ pub fn engine_status(engine: &Engine) -> EngineStatus {
                 last_error: push.last_error.clone().or_else(|| polls.last_error.clone()),
                 push,
                 polls,
+                bulk: rt.bulk.counters(),
                 connector: rt.spec.connector.stats(),
             }
         })
@@ -357,6 +361,35 @@ fn engine_metrics(m: &mut Exposition, engine: &EngineStatus) {
         "Order lines ingested that could not reserve stock.",
         "counter",
         per(&|c| c.polls.oversold_lines as f64),
+    );
+    m.family(
+        "omnistock_bulk_jobs_total",
+        "Bulk jobs (Amazon JSON_LISTINGS_FEED) by outcome: submitted, done, aborted (FATAL/CANCELLED, every item retried), resumed after a restart or takeover.",
+        "counter",
+        chans
+            .iter()
+            .flat_map(|c| {
+                [
+                    ("submitted", c.bulk.submitted),
+                    ("done", c.bulk.done),
+                    ("aborted", c.bulk.aborted),
+                    ("resumed", c.bulk.resumed),
+                ]
+                .map(|(k, n)| (with(c, "outcome", k), n as f64))
+            })
+            .collect(),
+    );
+    m.family(
+        "omnistock_bulk_jobs_running",
+        "Bulk jobs this process is submitting or polling now.",
+        "gauge",
+        per(&|c| c.bulk.running as f64),
+    );
+    m.family(
+        "omnistock_bulk_items_total",
+        "Items sent in bulk jobs.",
+        "counter",
+        per(&|c| c.bulk.items as f64),
     );
     m.family(
         "omnistock_order_last_poll_timestamp_seconds",

@@ -7,8 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use omnistock_connectors::amazon::{AmazonUsagePlan, endpoint_for};
 use omnistock_connectors::common::Backoff;
-use omnistock_connectors::{Connector, EbayConfig, EbayConnector, EbayPolicies, Limits};
+use omnistock_connectors::{
+    AmazonConfig as AmazonConnectorConfig, AmazonConnector, Connector, EbayConfig, EbayConnector,
+    EbayPolicies, Limits,
+};
 use sha2::{Digest, Sha256};
 
 use super::dispatch::DispatchOptions;
@@ -58,10 +62,66 @@ pub fn connector(id: &str, cfg: &ChannelConfig) -> Result<(Arc<dyn Connector>, L
             .map_err(|e| format!("channels.{id}: {e}"))?;
             Ok((Arc::new(conn), l))
         }
+        ChannelConfig::Amazon(c) => {
+            let l = limits(AmazonConnector::DEFAULT_LIMITS, &c.common.limits);
+            let conn = AmazonConnector::new(amazon_config(c, l))
+                .map_err(|e| format!("channels.{id}: {e}"))?;
+            Ok((Arc::new(conn), l))
+        }
         other => Err(format!(
             "channels.{id}: this build has no connector for type `{}` yet; the channel is skipped",
             other.kind().as_str()
         )),
+    }
+}
+
+/// The connector's view of an `amazon` section.
+///
+/// The host: an explicit `endpoint` wins; left at its default, `region` and `sandbox` pick one
+/// of Amazon's hosts. The usage plan: `limits.rate_per_sec`/`burst` set every operation's budget
+/// (tests, or an account Amazon granted more); otherwise `sandbox = true` means the SP-API
+/// sandbox's plan (5 rps, burst 15) and anything else the documented production plans.
+fn amazon_config(c: &crate::config::AmazonConfig, l: Limits) -> AmazonConnectorConfig {
+    let default = crate::config::AmazonConfig::DEFAULT_ENDPOINT;
+    let endpoint = if c.endpoint != default || (c.region.is_none() && !c.sandbox) {
+        c.endpoint.clone()
+    } else {
+        endpoint_for(c.region.as_deref().unwrap_or("na"), c.sandbox)
+            .unwrap_or(default)
+            .to_owned()
+    };
+    let custom = &c.common.limits;
+    let usage_plan = if custom.rate_per_sec.is_some() || custom.burst.is_some() {
+        AmazonUsagePlan::Custom {
+            rate_per_sec: l.rate_per_sec,
+            burst: l.burst,
+        }
+    } else if c.sandbox {
+        AmazonUsagePlan::Sandbox
+    } else {
+        AmazonUsagePlan::Production
+    };
+    AmazonConnectorConfig {
+        endpoint,
+        feeds_endpoint: None,
+        orders_endpoint: None,
+        token_endpoint: c.token_endpoint.clone(),
+        seller_id: c.seller_id.clone(),
+        marketplace_ids: c.marketplace_ids.clone(),
+        client_id: c.client_id.clone(),
+        client_secret: c.client_secret.clone(),
+        refresh_token: c.refresh_token.clone(),
+        product_type: c.product_type.clone(),
+        product_type_rules: c
+            .product_type_rules
+            .iter()
+            .map(|r| (r.sku.clone(), r.product_type.clone()))
+            .collect(),
+        condition_type: c.condition_type.clone(),
+        language_tag: c.language_tag.clone(),
+        feed_processing_estimate: Duration::from_secs(c.feed_processing_secs),
+        usage_plan,
+        limits: l,
     }
 }
 

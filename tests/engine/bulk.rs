@@ -19,7 +19,7 @@ use omnistock::sync::dispatch::{DispatchOptions, Dispatcher, PushCounters};
 use omnistock_connectors::common::Backoff;
 use omnistock_connectors::{
     BulkDraft, BulkItem, BulkJob, BulkStatus, Capabilities, Connector, ConnectorError, Health,
-    ItemOutcome, ListingUpdate, OrdersPage, SnapshotPage, Sku, StockUpdate,
+    ItemOutcome, ListingUpdate, OrdersPage, Sku, SnapshotPage, StockUpdate,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +86,10 @@ impl Connector for Scripted {
             st.shown.insert(u.sku.to_string(), u.quantity);
             st.per_item_writes.push((u.sku.to_string(), u.quantity));
         }
-        Ok(vec![ItemOutcome::Applied { external_id: None }; items.len()])
+        Ok(vec![
+            ItemOutcome::Applied { external_id: None };
+            items.len()
+        ])
     }
 
     async fn push_listings(
@@ -98,7 +101,10 @@ impl Connector for Scripted {
             st.shown.insert(u.sku.to_string(), u.quantity);
             st.per_item_writes.push((u.sku.to_string(), u.quantity));
         }
-        Ok(vec![ItemOutcome::Applied { external_id: None }; items.len()])
+        Ok(vec![
+            ItemOutcome::Applied { external_id: None };
+            items.len()
+        ])
     }
 
     async fn delist(&self, skus: &[Sku]) -> Result<Vec<ItemOutcome>, ConnectorError> {
@@ -165,7 +171,11 @@ impl Connector for Scripted {
                 poll_after: Duration::from_millis(20),
             });
         };
-        let doc = st.jobs.get(&job.id).map(|j| j.0.clone()).expect("known job");
+        let doc = st
+            .jobs
+            .get(&job.id)
+            .map(|j| j.0.clone())
+            .expect("known job");
         let items = st.drafts.get(&doc).cloned().expect("known draft");
         st.jobs.insert(job.id.clone(), (doc, true));
         let outcomes = items
@@ -229,10 +239,15 @@ impl World {
         .expect("import");
         let fake = Scripted::default();
         fake.st().bulk_threshold = threshold;
-        let lease = Lease::acquire(&store, &channel_lease(CHANNEL), "test", Duration::from_secs(60))
-            .await
-            .expect("lease")
-            .expect("free lease");
+        let lease = Lease::acquire(
+            &store,
+            &channel_lease(CHANNEL),
+            "test",
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("lease")
+        .expect("free lease");
         World {
             _db: db,
             store,
@@ -267,7 +282,8 @@ impl World {
     }
 
     async fn jobs(&self) -> i64 {
-        self.count("SELECT COUNT(*) FROM bulk_jobs WHERE channel = $1").await
+        self.count("SELECT COUNT(*) FROM bulk_jobs WHERE channel = $1")
+            .await
     }
 
     async fn dirty(&self) -> i64 {
@@ -320,7 +336,10 @@ async fn a_feed_is_recorded_before_polling_and_a_restart_polls_it_instead_of_res
     })
     .await;
     assert_eq!(w.fake.st().submits, 1);
-    assert!(w.fake.st().per_item_writes.is_empty(), "nothing went per item");
+    assert!(
+        w.fake.st().per_item_writes.is_empty(),
+        "nothing went per item"
+    );
     // Held rows are not picked again while their job is pending.
     let r = d.round(&w.lease, None).await.expect("round");
     assert_eq!(r.picked, 0);
@@ -335,12 +354,17 @@ async fn a_feed_is_recorded_before_polling_and_a_restart_polls_it_instead_of_res
     let d2 = w.dispatcher(BulkRunner::new(CancellationToken::new()));
     assert_eq!(d2.bulk.resume(&d2, &w.lease).await.expect("resume"), 1);
     w.fake.st().release = Some(Ending::Done);
-    until("the job's results are recorded", || async { w.jobs().await == 0 }).await;
+    until("the job's results are recorded", || async {
+        w.jobs().await == 0
+    })
+    .await;
     assert_eq!(w.dirty().await, 0);
     assert_eq!(w.fake.st().submits, 1, "the job was not resubmitted");
     for i in 0..40 {
         let sku = format!("B-{i:04}");
-        assert_eq!(w.fake.st().shown.get(&sku).copied(), Some(w.desired(&sku).await));
+        let want = w.desired(&sku).await;
+        let shown = w.fake.st().shown.get(&sku).copied();
+        assert_eq!(shown, Some(want), "{sku}");
     }
     let held: i64 = w
         .count("SELECT COUNT(*) FROM channel_items WHERE channel = $1 AND bulk_version <> 0")
@@ -359,9 +383,16 @@ async fn a_change_during_a_pending_feed_goes_at_once_and_again_after_the_feed() 
     })
     .await;
     // An order lowers one SKU while the feed is pending: it goes out by a per-item push now.
-    change_stock(&w.store, &w.plan, "B-0003", "main", StockChange::Set(1), "manual:t1")
-        .await
-        .expect("stock change");
+    change_stock(
+        &w.store,
+        &w.plan,
+        "B-0003",
+        "main",
+        StockChange::Set(1),
+        "manual:t1",
+    )
+    .await
+    .expect("stock change");
     let r = d.round(&w.lease, None).await.expect("round");
     assert_eq!(r.picked, 1, "only the changed row is due");
     assert_eq!(w.fake.st().shown.get("B-0003"), Some(&1));
@@ -369,10 +400,18 @@ async fn a_change_during_a_pending_feed_goes_at_once_and_again_after_the_feed() 
     w.fake.st().release = Some(Ending::Done);
     until("the job finishes", || async { w.jobs().await == 0 }).await;
     assert_eq!(w.dirty().await, 1, "the overtaken row is due again");
-    assert_ne!(w.fake.st().shown.get("B-0003"), Some(&1), "the feed's old value landed");
+    assert_ne!(
+        w.fake.st().shown.get("B-0003"),
+        Some(&1),
+        "the feed's old value landed"
+    );
     let r = d.round(&w.lease, None).await.expect("round");
     assert_eq!(r.applied, 1);
-    assert_eq!(w.fake.st().shown.get("B-0003"), Some(&1), "current value is the last write");
+    assert_eq!(
+        w.fake.st().shown.get("B-0003"),
+        Some(&1),
+        "current value is the last write"
+    );
     assert_eq!(w.dirty().await, 0);
     assert_eq!(d.bulk.counters().resent_after_overtake, 1);
 }
@@ -394,7 +433,9 @@ async fn an_aborted_feed_retries_every_item_and_few_items_go_per_item() {
     // Below the connector's threshold the retries go per item.
     w.fake.st().bulk_threshold = 1_000;
     let deadline = Instant::now() + Duration::from_secs(10);
-    d.drain(&w.lease, None, deadline, |_| {}).await.expect("drain");
+    d.drain(&w.lease, None, deadline, |_| {})
+        .await
+        .expect("drain");
     assert_eq!(w.dirty().await, 0);
     assert_eq!(w.fake.st().per_item_writes.len(), 25);
     assert_eq!(w.fake.st().submits, 1);
@@ -423,7 +464,9 @@ async fn a_submission_of_unknown_fate_holds_its_rows_until_no_feed_is_processing
     w.fake.st().in_flight = false;
     until("the job is dropped", || async { w.jobs().await == 0 }).await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    d.drain(&w.lease, None, deadline, |_| {}).await.expect("drain");
+    d.drain(&w.lease, None, deadline, |_| {})
+        .await
+        .expect("drain");
     assert_eq!(w.dirty().await, 0);
     assert_eq!(w.fake.st().per_item_writes.len(), 20);
 }

@@ -1,4 +1,5 @@
-//! The engine harness: eBay sandboxes on loopback, a fresh database (SQLite or PostgreSQL, from
+//! The engine harness: eBay and Amazon sandboxes on loopback (a channel id starting with
+//! `amazon` is an Amazon account, any other an eBay one), a fresh database (SQLite or PostgreSQL, from
 //! `OMNISTOCK_TEST_DB`), a config file pointing at them, a catalog, and the daemon — in this
 //! process ([`Harness::start_daemon`]) or as the real binary ([`Harness::spawn_binary`]) when a
 //! test must `kill -9` it.
@@ -13,12 +14,13 @@ use omnistock::catalog::import::{ImportOptions, import_bytes};
 use omnistock::daemon::Daemon;
 use omnistock::store::Store;
 use omnistock::sync::SyncPlan;
+use omnistock_sandbox::amazon::AmazonOptions;
 use omnistock_sandbox::ebay::EbayOptions;
-use omnistock_sandbox::{EbayHandle, Sandbox, SandboxOptions};
+use omnistock_sandbox::{AmazonHandle, EbayHandle, Sandbox, SandboxOptions};
 
 use crate::support::{TestDb, fresh_db};
 
-/// One eBay account (its own sandbox) as one channel.
+/// One marketplace account (its own sandbox) as one channel.
 pub struct Account {
     /// Channel id.
     pub id: String,
@@ -27,9 +29,47 @@ pub struct Account {
 }
 
 impl Account {
+    /// True for an Amazon account.
+    pub fn is_amazon(&self) -> bool {
+        self.id.starts_with("amazon")
+    }
+
     /// The eBay fake.
     pub fn ebay(&self) -> EbayHandle {
         self.sandbox.ebay()
+    }
+
+    /// The Amazon fake.
+    pub fn amazon(&self) -> AmazonHandle {
+        self.sandbox.amazon()
+    }
+
+    /// The quantity the marketplace shows for a SKU.
+    pub fn shown(&self, sku: &str) -> Option<u32> {
+        if self.is_amazon() {
+            self.amazon().current_quantity(sku)
+        } else {
+            self.ebay().current_quantity(sku)
+        }
+    }
+
+    /// Places an order for `qty` of `sku`; returns its id.
+    pub fn place_order(&self, sku: &str, qty: u32) -> String {
+        let lines = [omnistock_sandbox::OrderLine::new(sku, qty)];
+        if self.is_amazon() {
+            self.amazon().place_order(&lines).expect("amazon order")
+        } else {
+            self.ebay().place_order(&lines).expect("ebay order")
+        }
+    }
+
+    /// Cancels an order.
+    pub fn cancel_order(&self, id: &str) {
+        if self.is_amazon() {
+            self.amazon().cancel_order(id).expect("cancel")
+        } else {
+            self.ebay().cancel_order(id).expect("cancel")
+        }
     }
 }
 
@@ -40,6 +80,8 @@ pub struct Setup {
     pub channels: Vec<&'static str>,
     /// eBay fake options (rate limits …).
     pub ebay: EbayOptions,
+    /// Amazon fake options (rate limits, feed processing time …).
+    pub amazon: AmazonOptions,
     /// Simulated latency.
     pub latency: Duration,
     /// `limits = { … }` inline table for every channel.
@@ -50,6 +92,8 @@ pub struct Setup {
     pub quantity: i64,
     /// Extra lines for each channel section.
     pub channel_extra: &'static str,
+    /// Amazon channels' `feed_processing_secs` (what the connector expects a feed to take).
+    pub feed_processing_secs: u64,
 }
 
 impl Default for Setup {
@@ -57,11 +101,13 @@ impl Default for Setup {
         Setup {
             channels: vec!["ebay_us", "ebay_de"],
             ebay: EbayOptions::unlimited(),
+            amazon: AmazonOptions::unlimited(),
             latency: Duration::ZERO,
             limits: "{ retry_max_secs = 2, timeout_secs = 5 }",
             skus: 10,
             quantity: 10,
             channel_extra: "",
+            feed_processing_secs: 180,
         }
     }
 }
@@ -100,6 +146,7 @@ impl Harness {
             let sandbox = Sandbox::start(SandboxOptions {
                 latency: setup.latency,
                 ebay: setup.ebay.clone(),
+                amazon: setup.amazon.clone(),
                 ..SandboxOptions::default()
             })
             .await
@@ -116,6 +163,29 @@ impl Harness {
             db.url
         );
         for a in &accounts {
+            if a.is_amazon() {
+                let creds = a.amazon().credentials();
+                let base = format!("{}/amazon", a.sandbox.base_url());
+                text.push_str(&format!(
+                    "\n[channels.{id}]\ntype = \"amazon\"\nendpoint = \"{base}\"\n\
+                     token_endpoint = \"{base}/auth/o2/token\"\nseller_id = \"{}\"\n\
+                     marketplace_ids = [\"{}\"]\n\
+                     client_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\n\
+                     sandbox = true\nfeed_processing_secs = {}\n\
+                     poll_interval_secs = 1\norder_overlap_secs = 5\n\
+                     stock = {{ buffer = 0 }}\nlimits = {}\n{}\n",
+                    a.amazon().seller_id(),
+                    a.amazon().marketplace_id(),
+                    creds.client_id,
+                    creds.client_secret,
+                    creds.refresh_token,
+                    setup.feed_processing_secs,
+                    setup.limits,
+                    setup.channel_extra,
+                    id = a.id,
+                ));
+                continue;
+            }
             let creds = a.ebay().credentials();
             let base = format!("{}/ebay", a.sandbox.base_url());
             text.push_str(&format!(
@@ -268,7 +338,7 @@ impl Harness {
                 if except.contains(&sku.as_str()) {
                     continue;
                 }
-                if dv > pv || a.ebay().current_quantity(&sku) != u32::try_from(qty).ok() {
+                if dv > pv || a.shown(&sku) != u32::try_from(qty).ok() {
                     return false;
                 }
             }
@@ -285,7 +355,7 @@ impl Harness {
                 for a in &self.accounts {
                     for s in self.skus.iter().take(40) {
                         let (want, dirty) = self.desired(&a.id, s).await;
-                        let shown = a.ebay().current_quantity(s);
+                        let shown = a.shown(s);
                         if shown != u32::try_from(want).ok() || dirty {
                             detail.push_str(&format!(
                                 "\n  {} {s}: want {want} dirty {dirty} shown {shown:?}",

@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod amazon;
 mod bulk;
 mod helpers;
 
