@@ -19,13 +19,20 @@ pub(crate) struct Clock {
 impl Clock {
     /// The sandbox's idea of now.
     pub(crate) fn now(&self) -> DateTime<Utc> {
-        Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+        let now = Utc::now();
+        chrono::TimeDelta::try_milliseconds(self.offset_ms.load(Ordering::Relaxed))
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
-    /// Moves sandbox time forward by `by`.
+    /// Moves sandbox time forward by `by` (saturating: it never wraps into the past).
     pub(crate) fn advance(&self, by: Duration) {
-        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX / 2);
-        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        let _ = self
+            .offset_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                Some(o.saturating_add(ms))
+            });
     }
 }
 
@@ -40,5 +47,13 @@ mod tests {
         clock.advance(Duration::from_secs(7200));
         let after = clock.now();
         assert!(after - before >= chrono::Duration::seconds(7200));
+    }
+
+    #[test]
+    fn absurd_advances_saturate_instead_of_panicking() {
+        let clock = Clock::default();
+        clock.advance(Duration::MAX);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), DateTime::<Utc>::MAX_UTC);
     }
 }

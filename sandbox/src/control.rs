@@ -95,7 +95,17 @@ struct AdvanceBody {
     secs: u64,
 }
 
+/// Furthest one call moves the clock (about ten years), so dates stay representable.
+const MAX_ADVANCE_SECS: u64 = 10 * 366 * 86_400;
+
 async fn advance_clock(State(ctl): State<Ctl>, Json(body): Json<AdvanceBody>) -> Response {
+    if body.secs > MAX_ADVANCE_SECS {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            Json(json!({ "error": format!("secs must be at most {MAX_ADVANCE_SECS}") })),
+        )
+            .into_response();
+    }
     ctl.shared.clock.advance(Duration::from_secs(body.secs));
     Json(json!({ "now": ctl.shared.clock.now().to_rfc3339() })).into_response()
 }
