@@ -196,18 +196,19 @@ mod tests {
         crate::config::parse(&text, "test.toml", &|_| Some("s3cret".to_owned())).unwrap()
     }
 
-    const AMAZON: &str = "[channels.amazon_us]\ntype = \"amazon\"\nseller_id = \"A2\"\n\
-        marketplace_ids = [\"ATVPDKIKX0DER\"]\nclient_id = \"c\"\nclient_secret = \"${S}\"\n\
-        refresh_token = \"${S}\"\n";
+    const FACEBOOK: &str = "[channels.fb]\ntype = \"facebook\"\ncatalog_id = \"1\"\n\
+        access_token = \"${S}\"\napp_secret = \"${S}\"\n";
 
     #[tokio::test]
     async fn types_without_a_connector_are_skipped_not_failed() {
-        let probes = probe_all(&config(AMAZON), HEALTHCHECK_TIMEOUT).await;
+        let probes = probe_all(&config(FACEBOOK), HEALTHCHECK_TIMEOUT).await;
         assert_eq!(
             probes,
             [Probe {
-                channel: "amazon_us".into(),
-                outcome: Outcome::Skipped("this build has no connector for type amazon yet".into()),
+                channel: "fb".into(),
+                outcome: Outcome::Skipped(
+                    "this build has no connector for type facebook yet".into()
+                ),
             }]
         );
         assert!(!probes[0].failed());
@@ -216,7 +217,7 @@ mod tests {
     #[tokio::test]
     async fn disabled_channels_are_skipped() {
         let probes = probe_all(
-            &config(&format!("{AMAZON}enabled = false\n")),
+            &config(&format!("{FACEBOOK}enabled = false\n")),
             HEALTHCHECK_TIMEOUT,
         )
         .await;
