@@ -48,13 +48,11 @@ category_id = "20625"
 locations = ["main"]
 stock = {{ {ebay_stock} }}
 
-[channels.amazon_us]
-type = "amazon"
-seller_id = "A2EXAMPLE"
-marketplace_ids = ["ATVPDKIKX0DER"]
-client_id = "amzn-client"
-client_secret = "${{EBAY_CLIENT_SECRET}}"
-refresh_token = "${{EBAY_REFRESH_TOKEN}}"
+[channels.fb_shop]
+type = "facebook"
+catalog_id = "1234567890"
+access_token = "${{EBAY_CLIENT_SECRET}}"
+app_secret = "${{EBAY_REFRESH_TOKEN}}"
 price = {{ multiplier = 1.15, add = "0.50", round_to = "0.99" }}
 "#
     )
@@ -181,7 +179,7 @@ async fn check_validates_and_never_prints_secrets() {
     let m = Merchant::new().await;
     let out = m.ok(&["check", "--skip-healthchecks"]);
     assert!(
-        out.contains("OK") && out.contains("ebay (ebay)") && out.contains("amazon_us (amazon)"),
+        out.contains("OK") && out.contains("ebay (ebay)") && out.contains("fb_shop (facebook)"),
         "{out}"
     );
     // A typo inside a channel section: refused with its line.
@@ -219,7 +217,7 @@ async fn check_fails_when_a_channel_cannot_be_reached() {
         .unwrap_or_else(|| panic!("no FAIL line:\n{stdout}"));
     assert!(fail.contains(" ebay "), "{fail}");
     assert!(
-        stdout.contains("skip amazon_us  this build has no connector for type amazon yet"),
+        stdout.contains("skip fb_shop  this build has no connector for type facebook yet"),
         "{stdout}"
     );
     assert!(
@@ -263,7 +261,7 @@ async fn check_probes_a_reachable_channel() {
         ok.contains(" ebay ") && ok.contains("token ok") && ok.ends_with(" ms)"),
         "{ok}"
     );
-    assert!(out.contains("skip amazon_us"), "{out}");
+    assert!(out.contains("skip fb_shop"), "{out}");
     assert!(
         !out.contains(&creds.client_secret) && !out.contains(&creds.refresh_token),
         "a secret leaked:\n{out}"
@@ -300,7 +298,7 @@ async fn import_explain_status_and_stock_commands() {
     let s = status_json(&m);
     assert_eq!(s["skus"], 3);
     assert_eq!(channel(&s, "ebay")["dirty"], 3, "{s}");
-    assert_eq!(channel(&s, "amazon_us")["items"], 3);
+    assert_eq!(channel(&s, "fb_shop")["items"], 3);
 
     let out = m.ok(&["explain", "MUG-RED"]);
     assert!(out.contains("available 10 − buffer 2 = 8"), "{out}");
@@ -317,7 +315,7 @@ async fn import_explain_status_and_stock_commands() {
             || out.contains("bundle of 4 × COASTER + 2 × MUG-RED"),
         "{out}"
     );
-    assert!(!out.contains("amazon_us"), "{out}");
+    assert!(!out.contains("fb_shop"), "{out}");
     assert!(
         m.fails(&["explain", "NOPE"])
             .contains("unknown SKU \"NOPE\"")
