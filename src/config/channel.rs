@@ -362,22 +362,8 @@ impl AmazonConfig {
     }
 }
 
-/// Amazon's `condition_type` values.
-pub const AMAZON_CONDITIONS: &[&str] = &[
-    "new_new",
-    "new_open_box",
-    "new_oem",
-    "refurbished_refurbished",
-    "used_like_new",
-    "used_very_good",
-    "used_good",
-    "used_acceptable",
-    "collectible_like_new",
-    "collectible_very_good",
-    "collectible_good",
-    "collectible_acceptable",
-    "club_club",
-];
+/// Amazon's `condition_type` values (the connector's list, one source).
+pub use omnistock_connectors::amazon::CONDITION_TYPES as AMAZON_CONDITIONS;
 
 /// `type = "ebay"`: Sell Inventory and Fulfillment APIs, OAuth refresh-token grant.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
