@@ -14,9 +14,11 @@ use std::time::Duration;
 use reqwest::Method;
 
 use super::config::{AmazonConfig, OP_TOKEN};
-use super::mapping::{ErrorList, OAuthError, TokenResponse};
+use super::mapping::ErrorList;
 use crate::common::http::{self, HttpResponse, error_for_status, truncate};
-use crate::common::{AccessToken, Budget, FetchedToken, Secret, TokenCache, TokenStats};
+use crate::common::{
+    AccessToken, Budget, FetchedToken, Secret, TokenCache, TokenStats, read_token_response,
+};
 use crate::error::ConnectorError;
 
 /// The header every SP-API call carries its LWA access token in.
@@ -182,42 +184,10 @@ impl AmazonClient {
         if resp.status == 429 {
             return Err(self.throttled(OP_TOKEN, &resp));
         }
-        if !resp.is_success() {
-            self.note_error();
-            let e: OAuthError = serde_json::from_slice(&resp.body).unwrap_or_default();
-            let message = if e.error.is_empty() {
-                format!("token endpoint answered: {}", resp.snippet())
-            } else {
-                format!(
-                    "Login with Amazon refused the refresh token grant: {} ({})",
-                    truncate(&e.error, 100),
-                    truncate(&e.error_description, 300)
-                )
-            };
-            // invalid_client / invalid_grant / unauthorized_client: the app keys or the seller's
-            // authorization are wrong or revoked — an operator must act, whatever the status.
-            return Err(match resp.status {
-                400 | 401 | 403 => ConnectorError::Auth {
-                    status: Some(resp.status),
-                    message,
-                },
-                status => error_for_status(status, resp.retry_after, None, message),
-            });
-        }
-        let token: TokenResponse = resp.json()?;
-        if token.access_token.is_empty() {
-            return Err(ConnectorError::Malformed {
-                status: Some(resp.status),
-                message: "token endpoint returned an empty access_token".into(),
-            });
-        }
-        tracing::debug!(expires_in = ?token.expires_in, "Refreshed the Amazon access token.");
-        Ok(FetchedToken {
-            value: Secret::new(token.access_token),
-            lifetime: token
-                .expires_in
-                .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs),
-        })
+        let token = read_token_response(&resp, "Login with Amazon", DEFAULT_TOKEN_LIFETIME)
+            .inspect_err(|_| self.note_error())?;
+        tracing::debug!(lifetime = ?token.lifetime, "Refreshed the Amazon access token.");
+        Ok(token)
     }
 
     /// Sends `req` with the access token; after a 401 or 403 (Amazon answers an expired token

@@ -946,24 +946,6 @@ pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
         .map(|d| d.timestamp_millis())
 }
 
-// ---- Login with Amazon --------------------------------------------------------------------------
-
-/// The token endpoint's answer.
-#[derive(Debug, Deserialize)]
-pub(crate) struct TokenResponse {
-    pub access_token: String,
-    #[serde(default)]
-    pub expires_in: Option<u64>,
-}
-
-/// The token endpoint's error (`{"error","error_description"}`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct OAuthError {
-    pub error: String,
-    pub error_description: String,
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;

@@ -23,4 +23,4 @@ pub use http::{HttpResponse, MAX_BODY_BYTES};
 pub use limits::Limits;
 pub use sensitive::Secret;
 pub use stats::ConnectorStats;
-pub use token::{AccessToken, FetchedToken, TokenCache, TokenStats};
+pub use token::{AccessToken, FetchedToken, TokenCache, TokenStats, read_token_response};

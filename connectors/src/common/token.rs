@@ -20,8 +20,72 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use serde::Deserialize;
+
+use super::http::{HttpResponse, error_for_status, truncate};
 use super::sensitive::Secret;
 use crate::error::{ConnectorError, ErrorClass};
+
+/// A token endpoint's answer (OAuth 2: eBay identity, Login with Amazon).
+#[derive(Debug, Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// A token endpoint's refusal (`{"error","error_description"}`, OAuth's shape).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OAuthError {
+    error: String,
+    error_description: String,
+}
+
+/// Reads a token endpoint's answer to a refresh-token grant (a 429 is the caller's, before this).
+///
+/// A refusal (`invalid_client`, `invalid_grant`, `invalid_scope` … with 400/401/403) is
+/// [`ConnectorError::Auth`]: the app keys or the seller's grant are wrong or revoked and an operator
+/// must act; other statuses classify as usual. `who` names the endpoint in messages ("Login with
+/// Amazon"); `default_lifetime` stands in for a missing `expires_in`.
+pub fn read_token_response(
+    resp: &HttpResponse,
+    who: &str,
+    default_lifetime: Duration,
+) -> Result<FetchedToken, ConnectorError> {
+    if !resp.is_success() {
+        let e: OAuthError = serde_json::from_slice(&resp.body).unwrap_or_default();
+        let message = if e.error.is_empty() {
+            format!("{who} answered: {}", resp.snippet())
+        } else {
+            format!(
+                "{who} refused the refresh token grant: {} ({})",
+                truncate(&e.error, 100),
+                truncate(&e.error_description, 300)
+            )
+        };
+        return Err(match resp.status {
+            400 | 401 | 403 => ConnectorError::Auth {
+                status: Some(resp.status),
+                message,
+            },
+            status => error_for_status(status, resp.retry_after, None, message),
+        });
+    }
+    let token: TokenResponse = resp.json()?;
+    if token.access_token.is_empty() {
+        return Err(ConnectorError::Malformed {
+            status: Some(resp.status),
+            message: format!("{who} returned an empty access_token"),
+        });
+    }
+    Ok(FetchedToken {
+        value: Secret::new(token.access_token),
+        lifetime: token
+            .expires_in
+            .map_or(default_lifetime, Duration::from_secs),
+    })
+}
 
 /// Longest early refresh.
 pub const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);

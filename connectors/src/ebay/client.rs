@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::Method;
-use serde::Deserialize;
 
 use super::config::EbayConfig;
 use super::mapping::ErrorBody;
 use crate::common::http::{self, HttpResponse, error_for_status, truncate};
-use crate::common::{AccessToken, Budget, FetchedToken, Secret, TokenCache, TokenStats};
+use crate::common::{
+    AccessToken, Budget, FetchedToken, Secret, TokenCache, TokenStats, read_token_response,
+};
 use crate::error::ConnectorError;
 
 /// Which eBay API (and rate budget) a call belongs to.
@@ -104,22 +105,6 @@ pub(crate) struct Counters {
     pub errors: AtomicU64,
 }
 
-/// The token endpoint's answer.
-#[derive(Debug, Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<u64>,
-}
-
-/// The token endpoint's error (`{"error","error_description"}`, OAuth's shape).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct OAuthError {
-    error: String,
-    error_description: String,
-}
-
 /// Lifetime assumed when the token endpoint leaves out `expires_in` (eBay documents 7200 s).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(7200);
 
@@ -193,41 +178,10 @@ impl EbayClient {
         if resp.status == 429 {
             return Err(self.throttled(super::OP_IDENTITY, &resp));
         }
-        if !resp.is_success() {
-            self.note_error();
-            let e: OAuthError = serde_json::from_slice(&resp.body).unwrap_or_default();
-            let message = if e.error.is_empty() {
-                format!("token endpoint answered: {}", resp.snippet())
-            } else {
-                format!(
-                    "token endpoint refused the refresh token grant: {} ({})",
-                    e.error, e.error_description
-                )
-            };
-            // invalid_client / invalid_grant / invalid_scope: the keys or the grant are wrong or
-            // revoked — an operator must act, whatever the status.
-            return Err(match resp.status {
-                400 | 401 | 403 => ConnectorError::Auth {
-                    status: Some(resp.status),
-                    message,
-                },
-                status => error_for_status(status, resp.retry_after, None, message),
-            });
-        }
-        let token: TokenResponse = resp.json()?;
-        if token.access_token.is_empty() {
-            return Err(ConnectorError::Malformed {
-                status: Some(resp.status),
-                message: "token endpoint returned an empty access_token".into(),
-            });
-        }
-        tracing::debug!(expires_in = ?token.expires_in, "Refreshed the eBay access token.");
-        Ok(FetchedToken {
-            value: Secret::new(token.access_token),
-            lifetime: token
-                .expires_in
-                .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs),
-        })
+        let token = read_token_response(&resp, "token endpoint", DEFAULT_TOKEN_LIFETIME)
+            .inspect_err(|_| self.note_error())?;
+        tracing::debug!(lifetime = ?token.lifetime, "Refreshed the eBay access token.");
+        Ok(token)
     }
 
     /// Sends `req` with a bearer token; after a 401 drops the token, refreshes and sends once
