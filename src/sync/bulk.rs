@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use omnistock_connectors::{BulkDraft, BulkItem, BulkJob, BulkStatus, ItemOutcome};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -41,7 +41,7 @@ use super::dispatch::{
     stock_update,
 };
 use super::recompute::Desired;
-use crate::store::{Lease, StoreError, Tx, now_ms};
+use crate::store::{IN_CHUNK, Lease, StoreError, Tx, now_ms, placeholders};
 
 /// Where a recorded job is.
 const BUILDING: &str = "building";
@@ -219,17 +219,14 @@ impl BulkRunner {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-        for i in &items {
-            sqlx::query(
-                "UPDATE channel_items SET bulk_version = $3 WHERE channel = $1 AND sku = $2",
-            )
-            .bind(&d.channel)
-            .bind(&i.sku)
-            .bind(i.version)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-        }
+        let held: Vec<(&str, i64)> = items.iter().map(|i| (i.sku.as_str(), i.version)).collect();
+        update_by_sku(
+            &mut tx,
+            "UPDATE channel_items SET bulk_version = {v} WHERE channel = $1 AND sku IN ({skus})",
+            &d.channel,
+            &held,
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         let taken = items.len();
         info!(channel = %d.channel, job = %id, items = taken, due, "Sending a bulk job.");
@@ -561,25 +558,22 @@ impl BulkRunner {
         }
         let mut tx = d.fenced(lease).await?;
         let (report, superseded) = d.record_rows(&mut tx, &dirty, &kept).await?;
-        let mut resent = 0u64;
-        for (item, outcome) in items.iter().zip(outcomes) {
-            if !matches!(outcome, ItemOutcome::Applied { .. }) {
-                continue;
-            }
-            // A newer value confirmed while the job was pending may have been overwritten by the
-            // job's older one: make the row due again so the current value is the last write.
-            resent += sqlx::query(
-                "UPDATE channel_items SET pushed_version = $3 \
-                 WHERE channel = $1 AND sku = $2 AND pushed_version > $3",
-            )
-            .bind(&d.channel)
-            .bind(&item.sku)
-            .bind(item.version)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?
-            .rows_affected();
-        }
+        // A newer value confirmed while the job was pending may have been overwritten by the job's
+        // older one: make such rows due again so the current value is the last write.
+        let applied: Vec<(&str, i64)> = items
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, o)| matches!(o, ItemOutcome::Applied { .. }))
+            .map(|(i, _)| (i.sku.as_str(), i.version))
+            .collect();
+        let resent = update_by_sku(
+            &mut tx,
+            "UPDATE channel_items SET pushed_version = {v} \
+             WHERE channel = $1 AND sku IN ({skus}) AND pushed_version > {v}",
+            &d.channel,
+            &applied,
+        )
+        .await?;
         release(&mut tx, &d.channel, id, items).await?;
         tx.commit().await.map_err(StoreError::from)?;
         d.note_outcomes(dirty.len(), &kept, report, superseded);
@@ -598,20 +592,52 @@ async fn release(
     id: &str,
     items: &[JobItem],
 ) -> Result<(), StoreError> {
-    for item in items {
-        sqlx::query(
-            "UPDATE channel_items SET bulk_version = 0 WHERE channel = $1 AND sku = $2 AND bulk_version = $3",
-        )
-        .bind(channel)
-        .bind(&item.sku)
-        .bind(item.version)
-        .execute(&mut **tx)
-        .await?;
-    }
+    let held: Vec<(&str, i64)> = items.iter().map(|i| (i.sku.as_str(), i.version)).collect();
+    update_by_sku(
+        tx,
+        "UPDATE channel_items SET bulk_version = 0 \
+         WHERE channel = $1 AND sku IN ({skus}) AND bulk_version = {v}",
+        channel,
+        &held,
+    )
+    .await?;
     sqlx::query("DELETE FROM bulk_jobs WHERE channel = $1 AND id = $2")
         .bind(channel)
         .bind(id)
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Runs `sql` over `rows` (SKU, version) of `channel` in chunks, one statement per chunk instead of
+/// one per SKU (a job holds up to 25,000). In `sql`, `$1` is the channel, `{skus}` the chunk's
+/// SKU list and `{v}` each row's own version (`CASE sku WHEN … THEN … END`). Returns the rows
+/// changed.
+async fn update_by_sku(
+    tx: &mut Tx,
+    sql: &str,
+    channel: &str,
+    rows: &[(&str, i64)],
+) -> Result<u64, StoreError> {
+    let mut changed = 0;
+    for chunk in rows.chunks(IN_CHUNK) {
+        let n = chunk.len();
+        let mut case = String::from("CASE sku");
+        for k in 0..n {
+            case.push_str(&format!(" WHEN ${} THEN ${}", 2 + 2 * k, 3 + 2 * k));
+        }
+        case.push_str(" END");
+        let text = sql
+            .replace("{v}", &case)
+            .replace("{skus}", &placeholders(2 + 2 * n, n));
+        let mut q = sqlx::query(AssertSqlSafe(text)).bind(channel);
+        for (sku, version) in chunk {
+            q = q.bind(*sku).bind(*version);
+        }
+        for (sku, _) in chunk {
+            q = q.bind(*sku);
+        }
+        changed += q.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(changed)
 }

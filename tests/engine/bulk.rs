@@ -470,3 +470,37 @@ async fn a_submission_of_unknown_fate_holds_its_rows_until_no_feed_is_processing
     assert_eq!(w.dirty().await, 0);
     assert_eq!(w.fake.st().per_item_writes.len(), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_larger_than_one_statement_chunk_take_and_release_every_row() {
+    // 1,100 rows: a job of 1,000 (the fake's maximum), then one for the rest; the row updates of a job go
+    // in chunks of 500 SKUs, so this crosses chunk boundaries.
+    let w = World::new(1_100, 20).await;
+    let d = w.dispatcher(BulkRunner::new(CancellationToken::new()));
+    d.round(&w.lease, None).await.expect("round");
+    until("the first job is submitted", || async {
+        w.job_state().await.as_deref() == Some("submitted")
+    })
+    .await;
+    let held: i64 = w
+        .count("SELECT COUNT(*) FROM channel_items WHERE channel = $1 AND bulk_version = desired_version")
+        .await;
+    assert_eq!(
+        held, 1_000,
+        "every row of the job is held at its own version"
+    );
+    w.fake.st().release = Some(Ending::Done);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    d.drain(&w.lease, None, deadline, |_| {})
+        .await
+        .expect("drain");
+    until("both jobs are done", || async { w.jobs().await == 0 }).await;
+    assert_eq!(w.dirty().await, 0);
+    assert_eq!(w.fake.st().submits, 2);
+    let held: i64 = w
+        .count("SELECT COUNT(*) FROM channel_items WHERE channel = $1 AND bulk_version <> 0")
+        .await;
+    assert_eq!(held, 0, "every row released");
+    // The round that started the first job also sent a few of the other 100 one by one.
+    assert!(w.fake.st().per_item_writes.len() < 100);
+}
