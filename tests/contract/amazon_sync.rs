@@ -3,7 +3,7 @@
 //! order poll that pages (FBA orders included), a reconcile snapshot that pages, delists, and the
 //! healthcheck.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use omnistock_connectors::{
     AmazonConfig, AmazonConnector, AmazonUsagePlan, BulkItem, BulkStatus, Connector,
@@ -13,16 +13,9 @@ use omnistock_sandbox::{AmazonSeedListing, FaultKind, FaultRule, OrderLine};
 use serde_json::Value;
 
 use crate::amazon::AmazonContract;
+use crate::applied;
 use crate::recorder::Exchange;
-
-/// Like `assert!`, but returns the message, so the caller can report Prism's findings first.
-macro_rules! ensure {
-    ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
-            return Err(format!($($msg)+));
-        }
-    };
-}
+use omnistock::store::now_ms;
 
 /// SKUs the test lists through the connector (three rounds of the connector's 10).
 pub const NEW_SKUS: usize = 30;
@@ -139,12 +132,6 @@ fn cents(amount: &str) -> Option<i64> {
     Some(units.parse::<i64>().ok()? * 100 + fraction)
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// The connector pointed at the three recorders (→ Prism → sandbox), the LWA token endpoint
 /// straight at the sandbox (it is in no model).
 pub fn connector(c: &AmazonContract) -> AmazonConnector {
@@ -177,27 +164,6 @@ pub fn connector(c: &AmazonContract) -> AmazonConnector {
         },
     })
     .expect("the Amazon connector accepts the config")
-}
-
-fn applied(what: &str, items: &[String], outcomes: &[ItemOutcome]) -> Result<(), String> {
-    ensure!(
-        items.len() == outcomes.len(),
-        "{what}: {} outcomes for {} items",
-        outcomes.len(),
-        items.len()
-    );
-    let bad: Vec<String> = items
-        .iter()
-        .zip(outcomes)
-        .filter(|(_, o)| !matches!(o, ItemOutcome::Applied { .. }))
-        .map(|(s, o)| format!("{s}: {o:?}"))
-        .collect();
-    ensure!(
-        bad.is_empty(),
-        "{what}: not applied:\n  {}",
-        bad.join("\n  ")
-    );
-    Ok(())
 }
 
 /// Lists, restocks and reprices, runs a feed, sells, snapshots and delists through the

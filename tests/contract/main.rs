@@ -26,6 +26,15 @@
 //!
 //! Run: `scripts/prism install && cargo test -p omnistock --test contract -- --nocapture`.
 
+/// Like `assert!`, but returns the message, so the caller can report Prism's findings first.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
 mod amazon;
 mod amazon_sync;
 mod feed_schemas;
@@ -462,4 +471,30 @@ async fn ebay_through_prism() {
         "requests per operation: sandbox (left) vs. through Prism (right); a difference means \
          the connector went around the contract guard (e.g. followed an absolute `next` link)"
     );
+}
+
+/// Fails with every item a connector did not apply (the contract syncs expect all to land).
+fn applied(
+    what: &str,
+    items: &[String],
+    outcomes: &[omnistock_connectors::ItemOutcome],
+) -> Result<(), String> {
+    ensure!(
+        items.len() == outcomes.len(),
+        "{what}: {} outcomes for {} items",
+        outcomes.len(),
+        items.len()
+    );
+    let bad: Vec<String> = items
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| !matches!(o, omnistock_connectors::ItemOutcome::Applied { .. }))
+        .map(|(s, o)| format!("{s}: {o:?}"))
+        .collect();
+    ensure!(
+        bad.is_empty(),
+        "{what}: not applied:\n  {}",
+        bad.join("\n  ")
+    );
+    Ok(())
 }

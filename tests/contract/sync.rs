@@ -1,24 +1,14 @@
 //! The eBay connector's full sync, driven through the contract guard: every method of the
 //! `Connector` trait, with batches that split at eBay's 25-entry bulk limit and answers that page.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use omnistock_connectors::ebay::{EbayConfig, EbayConnector, EbayPolicies};
 use omnistock_connectors::{
     Connector, Currency, ItemOutcome, Limits, ListingUpdate, Money, Secret, Sku, StockUpdate,
 };
 use omnistock_sandbox::{OrderLine, SeedListing};
 
-use crate::EbayContract;
-
-/// Like `assert!`, but returns the message, so the caller can report Prism's findings first.
-macro_rules! ensure {
-    ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
-            return Err(format!($($msg)+));
-        }
-    };
-}
+use crate::{EbayContract, applied};
+use omnistock::store::now_ms;
 
 /// SKUs the test lists through the connector (more than one bulk call's 25).
 pub const NEW_SKUS: usize = 30;
@@ -85,12 +75,6 @@ fn listing(i: usize, quantity: u32, version: i64) -> ListingUpdate {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// The connector pointed at the recorders (→ Prism → sandbox), the token endpoint straight at the
 /// sandbox (it is in neither spec).
 pub fn connector(c: &EbayContract) -> EbayConnector {
@@ -121,27 +105,6 @@ pub fn connector(c: &EbayContract) -> EbayConnector {
         },
     })
     .expect("the eBay connector accepts the config")
-}
-
-fn applied(what: &str, items: &[String], outcomes: &[ItemOutcome]) -> Result<(), String> {
-    ensure!(
-        items.len() == outcomes.len(),
-        "{what}: {} outcomes for {} items",
-        outcomes.len(),
-        items.len()
-    );
-    let bad: Vec<String> = items
-        .iter()
-        .zip(outcomes)
-        .filter(|(_, o)| !matches!(o, ItemOutcome::Applied { .. }))
-        .map(|(s, o)| format!("{s}: {o:?}"))
-        .collect();
-    ensure!(
-        bad.is_empty(),
-        "{what}: not applied:\n  {}",
-        bad.join("\n  ")
-    );
-    Ok(())
 }
 
 /// Lists, restocks and reprices, sells, snapshots and delists through the connector.
