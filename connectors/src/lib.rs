@@ -13,6 +13,14 @@ pub mod model;
 pub mod amazon;
 #[cfg(feature = "ebay")]
 pub mod ebay;
+#[cfg(feature = "meta")]
+pub mod meta;
+#[cfg(feature = "shopify")]
+pub mod shopify;
+#[cfg(feature = "vendure")]
+pub mod vendure;
+#[cfg(feature = "woocommerce")]
+pub mod woocommerce;
 
 pub use common::{ConnectorStats, Limits, Secret};
 pub use connector::{

@@ -9,7 +9,13 @@
 //! | `/amazon` | Amazon SP-API Listings Items, Feeds (JSON_LISTINGS_FEED), Orders 2026-01-01, LWA token endpoint ([`amazon`]) | `{base_url}/amazon` (token endpoint `{base_url}/amazon/auth/o2/token`) |
 //! | `/_control` | test control API (faults, clock, per-marketplace state; see below) | — |
 //!
-//! (Meta, Shopify and WooCommerce will be mounted at `/meta`, `/shopify`, `/woo` the same way: a module with a `gate::Market` description and a router.)
+//! | `/meta` | Meta Graph API: catalog `items_batch`, batch status, products edge, commerce orders ([`meta`]) | `{base_url}/meta` |
+//! | `/shopify` | Shopify Admin GraphQL API and the client-credentials token endpoint ([`shopify`]) | `{base_url}/shopify` |
+//! | `/woo` | WooCommerce REST API v3 under `/wp-json/wc/v3` ([`woo`]) | `{base_url}/woo` |
+//! | `/vendure` | Vendure Admin and Shop GraphQL APIs ([`vendure`]) | `{base_url}/vendure/admin-api` |
+//!
+//! Meta, Shopify and WooCommerce send signed webhooks to a [`WebhookTarget`] when one is set
+//! (sometimes twice, sometimes late, like the real ones).
 //!
 //! Shared by every marketplace and living here:
 //! - **the gate** (`gate`): simulated network latency, request counting, fault injection;
@@ -41,6 +47,10 @@
 
 pub mod amazon;
 pub mod ebay;
+pub mod meta;
+pub mod shopify;
+pub mod vendure;
+pub mod woo;
 
 mod clock;
 mod control;
@@ -50,6 +60,8 @@ mod ratelimit;
 mod record;
 mod rng;
 mod server;
+#[allow(dead_code)] // until every fake sends webhooks
+mod webhook;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -70,8 +82,13 @@ pub use ebay::{
     SeedListing, SeededListing,
 };
 pub use faults::{FaultId, FaultKind, FaultRule, FaultStatus, FaultsHandle};
+pub use meta::{MetaHandle, MetaOptions};
 pub use ratelimit::RateLimit;
 pub use record::{MAX_LOG_RECORDS, Money, RequestRecord, WriteRecord};
+pub use shopify::{ShopifyHandle, ShopifyOptions};
+pub use vendure::{VendureHandle, VendureOptions};
+pub use webhook::{WebhookCounts, WebhookTarget};
+pub use woo::{WooHandle, WooOptions};
 
 /// Largest request body any marketplace accepts (2 MiB); larger bodies get the marketplace's
 /// "invalid request" error with status 413.
@@ -94,6 +111,14 @@ pub struct SandboxOptions {
     pub ebay: EbayOptions,
     /// The Amazon fake.
     pub amazon: AmazonOptions,
+    /// The Meta fake.
+    pub meta: MetaOptions,
+    /// The Shopify fake.
+    pub shopify: ShopifyOptions,
+    /// The WooCommerce fake.
+    pub woo: WooOptions,
+    /// The Vendure fake.
+    pub vendure: VendureOptions,
 }
 
 impl Default for SandboxOptions {
@@ -104,6 +129,10 @@ impl Default for SandboxOptions {
             seed: 0x5EED,
             ebay: EbayOptions::default(),
             amazon: AmazonOptions::default(),
+            meta: MetaOptions::default(),
+            shopify: ShopifyOptions::default(),
+            woo: WooOptions::default(),
+            vendure: VendureOptions::default(),
         }
     }
 }
@@ -127,6 +156,10 @@ pub struct Sandbox {
     shared: Arc<Shared>,
     ebay: EbayHandle,
     amazon: AmazonHandle,
+    meta: MetaHandle,
+    shopify: ShopifyHandle,
+    woo: WooHandle,
+    vendure: VendureHandle,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     server: Option<JoinHandle<()>>,
@@ -152,13 +185,26 @@ impl Sandbox {
         let ebay = EbayHandle::new(shared.clone(), opts.ebay).context("seeding the eBay fake")?;
         let amazon =
             AmazonHandle::new(shared.clone(), opts.amazon).context("seeding the Amazon fake")?;
+        let meta = MetaHandle::new(shared.clone(), opts.meta).context("seeding the Meta fake")?;
+        let shopify =
+            ShopifyHandle::new(shared.clone(), opts.shopify).context("seeding the Shopify fake")?;
+        let woo =
+            WooHandle::new(shared.clone(), opts.woo).context("seeding the WooCommerce fake")?;
+        let vendure =
+            VendureHandle::new(shared.clone(), opts.vendure).context("seeding the Vendure fake")?;
+        let control = control::router(shared.clone(), ebay.clone(), amazon.clone())
+            .nest("/meta", meta.control_router())
+            .nest("/shopify", shopify.control_router())
+            .nest("/woo", woo.control_router())
+            .nest("/vendure", vendure.control_router());
         let router = Router::new()
             .nest("/ebay", ebay.router())
             .nest("/amazon", amazon.router())
-            .nest(
-                "/_control",
-                control::router(shared.clone(), ebay.clone(), amazon.clone()),
-            );
+            .nest("/meta", meta.router())
+            .nest("/shopify", shopify.router())
+            .nest("/woo", woo.router())
+            .nest("/vendure", vendure.router())
+            .nest("/_control", control);
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         amazon.spawn_feed_processor(shutdown.clone(), &tracker);
@@ -174,6 +220,10 @@ impl Sandbox {
             shared,
             ebay,
             amazon,
+            meta,
+            shopify,
+            woo,
+            vendure,
             shutdown,
             tracker,
             server: Some(server),
@@ -198,6 +248,26 @@ impl Sandbox {
     /// Inspection and control of the Amazon fake.
     pub fn amazon(&self) -> AmazonHandle {
         self.amazon.clone()
+    }
+
+    /// Inspection and control of the Meta fake.
+    pub fn meta(&self) -> MetaHandle {
+        self.meta.clone()
+    }
+
+    /// Inspection and control of the Shopify fake.
+    pub fn shopify(&self) -> ShopifyHandle {
+        self.shopify.clone()
+    }
+
+    /// Inspection and control of the WooCommerce fake.
+    pub fn woo(&self) -> WooHandle {
+        self.woo.clone()
+    }
+
+    /// Inspection and control of the Vendure fake.
+    pub fn vendure(&self) -> VendureHandle {
+        self.vendure.clone()
     }
 
     /// Creates an enabled eBay inventory location with this `merchantLocationKey` unless one

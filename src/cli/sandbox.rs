@@ -124,6 +124,7 @@ pub fn options(args: &Args) -> Result<SandboxOptions> {
         seed: args.seed,
         ebay,
         amazon,
+        ..SandboxOptions::default()
     })
 }
 

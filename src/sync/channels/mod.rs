@@ -4,6 +4,11 @@
 //! connector's own config (secrets passed through unprinted), applies the channel's `limits`
 //! overrides to the marketplace defaults, and derives the engine's [`ChannelSpec`].
 
+mod facebook;
+mod shopify;
+mod vendure;
+mod woocommerce;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +28,8 @@ use crate::config::{ChannelConfig, Config, LimitsConfig, parse_schedule};
 /// connector spaces requests; a few batches in flight hide network latency.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
-fn limits(base: Limits, l: &LimitsConfig) -> Limits {
+/// A channel's limits: the marketplace defaults with the section's `limits` overrides applied.
+pub(super) fn limits(base: Limits, l: &LimitsConfig) -> Limits {
     let mut out = base.overridden(l.rate_per_sec, l.burst, l.batch_size, l.timeout_secs);
     if let Some(max) = l.retry_max_secs {
         out.retry = Backoff::new(
@@ -68,10 +74,10 @@ pub fn connector(id: &str, cfg: &ChannelConfig) -> Result<(Arc<dyn Connector>, L
                 .map_err(|e| format!("channels.{id}: {e}"))?;
             Ok((Arc::new(conn), l))
         }
-        other => Err(format!(
-            "channels.{id}: this build has no connector for type `{}` yet; the channel is skipped",
-            other.kind().as_str()
-        )),
+        ChannelConfig::Facebook(c) => facebook::connector(id, c),
+        ChannelConfig::Shopify(c) => shopify::connector(id, c),
+        ChannelConfig::WooCommerce(c) => woocommerce::connector(id, c),
+        ChannelConfig::Vendure(c) => vendure::connector(id, c),
     }
 }
 
@@ -167,7 +173,7 @@ fn secrets(cfg: &ChannelConfig) -> Vec<String> {
             c.consumer_secret.expose().to_owned(),
             c.webhook_secret.expose().to_owned(),
         ],
-        ChannelConfig::Vendure(_) => Vec::new(),
+        ChannelConfig::Vendure(c) => vec![c.password.expose().to_owned()],
     }
 }
 

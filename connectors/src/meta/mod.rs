@@ -1,0 +1,1 @@
+//! The meta connector (being built).

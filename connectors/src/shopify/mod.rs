@@ -1,0 +1,1 @@
+//! The shopify connector (being built).

@@ -1,0 +1,1 @@
+//! The vendure connector (being built).

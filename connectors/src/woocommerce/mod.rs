@@ -1,0 +1,1 @@
+//! The woocommerce connector (being built).
