@@ -70,6 +70,8 @@ pub struct Shared {
     pub started_at: i64,
     /// The channel runtimes.
     pub engine: Arc<Engine>,
+    /// Webhook deliveries by channel and outcome.
+    pub webhooks: crate::http::webhooks::WebhookStats,
     /// Publishes the sync plan in force to the engine's tasks.
     plan_tx: watch::Sender<Arc<SyncPlan>>,
 }
@@ -169,6 +171,7 @@ impl Daemon {
             reloads: RwLock::new(ReloadState::default()),
             started_at: now_ms(),
             engine,
+            webhooks: Default::default(),
             plan_tx,
         });
         let listener = tokio::net::TcpListener::bind(&listen)

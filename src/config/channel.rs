@@ -463,7 +463,8 @@ pub struct FacebookConfig {
     /// Poll and ingest orders from the commerce account (needs `commerce_account_id`).
     #[serde(default)]
     pub orders_enabled: bool,
-    /// Token Meta echoes when subscribing the webhook endpoint; webhooks are refused without it.
+    /// Token Meta sends when subscribing the webhook endpoint (`GET /webhooks/{channel}`); the
+    /// subscription handshake is refused without it. Deliveries are verified with `app_secret`.
     #[serde(default)]
     pub verify_token: Option<Secret>,
 }

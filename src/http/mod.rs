@@ -6,6 +6,9 @@
 //! channels that could not start). Engine counters start at 0 when the process starts, as
 //! Prometheus counters do. Every per-channel series carries `channel` and `type` labels.
 //!
+//! `/webhooks/{channel}` receives marketplace webhooks ([`webhooks`]): authenticated by the
+//! marketplace's signature instead of the admin token, with its own body limit.
+//!
 //! Loopback by default. When `daemon.admin_token` is set (required for a non-loopback `listen`),
 //! every route but `/healthz` needs `Authorization: Bearer <token>`, compared in constant time.
 
@@ -24,6 +27,8 @@ use omnistock_connectors::{ConnectorStats, ErrorClass};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
+
+pub mod webhooks;
 
 use crate::daemon::Shared;
 use crate::sync::bulk::BulkCounters;
@@ -57,10 +62,18 @@ pub fn router(shared: Arc<Shared>) -> Router {
             Arc::clone(&shared),
             require_token,
         ));
+    // Marketplaces cannot send the admin token: a delivery proves itself by its signature.
+    let hooks = Router::new()
+        .route(
+            "/webhooks/{channel}",
+            axum::routing::post(webhooks::receive).get(webhooks::handshake),
+        )
+        .layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(protected)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(hooks)
         .with_state(shared)
 }
 
@@ -178,6 +191,7 @@ async fn api_status(State(shared): State<Arc<Shared>>) -> Response {
             let body = serde_json::json!({
                 "status": status,
                 "engine": engine,
+                "webhooks": shared.webhooks.snapshot(),
                 "daemon": {
                     "version": env!("CARGO_PKG_VERSION"),
                     "started_at": shared.started_at,
@@ -567,6 +581,27 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         one(i64::from(reloads.last_error.is_none())),
     );
     engine_metrics(&mut m, &engine_status(&shared.engine));
+    let hooks = shared.webhooks.snapshot();
+    let mut samples = Vec::new();
+    for (channel, c) in &hooks {
+        for (outcome, n) in [
+            ("accepted", c.accepted),
+            ("duplicate", c.duplicate),
+            ("rejected", c.rejected),
+            ("oversized", c.oversized),
+        ] {
+            samples.push((
+                labels(&[("channel", channel), ("outcome", outcome)]),
+                n as f64,
+            ));
+        }
+    }
+    m.family(
+        "omnistock_webhooks_total",
+        "Webhook deliveries by outcome: accepted (poll woken), duplicate, rejected (bad signature), oversized.",
+        "counter",
+        samples,
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -8,6 +8,7 @@ mod support;
 mod amazon;
 mod bulk;
 mod helpers;
+mod webhooks;
 
 use std::time::Duration;
 
