@@ -1,5 +1,5 @@
-//! The engine harness: eBay and Amazon sandboxes on loopback (a channel id starting with
-//! `amazon` is an Amazon account, any other an eBay one), a fresh database (SQLite or PostgreSQL, from
+//! The engine harness: one sandbox per channel on loopback (the channel id's prefix names the
+//! marketplace, see [`Kind`]), a fresh database (SQLite or PostgreSQL, from
 //! `OMNISTOCK_TEST_DB`), a config file pointing at them, a catalog, and the daemon — in this
 //! process ([`Harness::start_daemon`]) or as the real binary ([`Harness::spawn_binary`]) when a
 //! test must `kill -9` it.
@@ -16,9 +16,38 @@ use omnistock::store::Store;
 use omnistock::sync::SyncPlan;
 use omnistock_sandbox::amazon::AmazonOptions;
 use omnistock_sandbox::ebay::EbayOptions;
-use omnistock_sandbox::{AmazonHandle, EbayHandle, Sandbox, SandboxOptions};
+use omnistock_sandbox::{AmazonHandle, EbayHandle, RateLimit, Sandbox, SandboxOptions};
 
 use crate::support::{TestDb, fresh_db};
+
+/// The marketplace of a channel, from its id's prefix: `amazon…`, `fb…` (Meta), `shopify…`,
+/// `woo…`, `vendure…`; anything else is eBay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// eBay Sell APIs.
+    Ebay,
+    /// Amazon SP-API.
+    Amazon,
+}
+
+impl Kind {
+    /// The kind a channel id names.
+    pub fn of(id: &str) -> Kind {
+        if id.starts_with("amazon") {
+            Kind::Amazon
+        } else {
+            Kind::Ebay
+        }
+    }
+
+    /// The sandbox's marketplace name (fault rules, records).
+    pub fn market(self) -> &'static str {
+        match self {
+            Kind::Ebay => "ebay",
+            Kind::Amazon => "amazon",
+        }
+    }
+}
 
 /// One marketplace account (its own sandbox) as one channel.
 pub struct Account {
@@ -29,9 +58,14 @@ pub struct Account {
 }
 
 impl Account {
+    /// The account's marketplace.
+    pub fn kind(&self) -> Kind {
+        Kind::of(&self.id)
+    }
+
     /// True for an Amazon account.
     pub fn is_amazon(&self) -> bool {
-        self.id.starts_with("amazon")
+        self.kind() == Kind::Amazon
     }
 
     /// The eBay fake.
@@ -46,29 +80,119 @@ impl Account {
 
     /// The quantity the marketplace shows for a SKU.
     pub fn shown(&self, sku: &str) -> Option<u32> {
-        if self.is_amazon() {
-            self.amazon().current_quantity(sku)
-        } else {
-            self.ebay().current_quantity(sku)
+        match self.kind() {
+            Kind::Ebay => self.ebay().current_quantity(sku),
+            Kind::Amazon => self.amazon().current_quantity(sku),
         }
     }
 
     /// Places an order for `qty` of `sku`; returns its id.
     pub fn place_order(&self, sku: &str, qty: u32) -> String {
         let lines = [omnistock_sandbox::OrderLine::new(sku, qty)];
-        if self.is_amazon() {
-            self.amazon().place_order(&lines).expect("amazon order")
-        } else {
-            self.ebay().place_order(&lines).expect("ebay order")
-        }
+        let r = match self.kind() {
+            Kind::Ebay => self.ebay().place_order(&lines),
+            Kind::Amazon => self.amazon().place_order(&lines),
+        };
+        r.unwrap_or_else(|e| panic!("{} order of {qty} × {sku}: {e}", self.id))
     }
 
     /// Cancels an order.
     pub fn cancel_order(&self, id: &str) {
-        if self.is_amazon() {
-            self.amazon().cancel_order(id).expect("cancel")
-        } else {
-            self.ebay().cancel_order(id).expect("cancel")
+        let r = match self.kind() {
+            Kind::Ebay => self.ebay().cancel_order(id),
+            Kind::Amazon => self.amazon().cancel_order(id),
+        };
+        r.unwrap_or_else(|e| panic!("{} cancel {id}: {e}", self.id))
+    }
+
+    /// Changes the quantity on the marketplace behind omnistock's back (drift).
+    pub fn set_out_of_band(&self, sku: &str, qty: u32) {
+        let r = match self.kind() {
+            Kind::Ebay => self.ebay().set_quantity_out_of_band(sku, qty),
+            Kind::Amazon => self.amazon().set_quantity_out_of_band(sku, qty),
+        };
+        r.unwrap_or_else(|e| panic!("{} drift {sku}: {e}", self.id))
+    }
+
+    /// Throttled answers the marketplace gave (429s or their equivalent).
+    pub fn count_429(&self) -> u64 {
+        match self.kind() {
+            Kind::Ebay => self.ebay().count_429(),
+            Kind::Amazon => self.amazon().count_429(),
+        }
+    }
+
+    /// Tightens the marketplace's own throttling model so the connector must pace itself.
+    pub fn throttle(&self) {
+        match self.kind() {
+            Kind::Ebay => {
+                for op in [
+                    "bulkUpdatePriceQuantity",
+                    "createOrReplaceInventoryItem",
+                    "getOrders",
+                ] {
+                    self.ebay().set_rate_limit(op, Some(RateLimit::new(2.0, 2)));
+                }
+            }
+            Kind::Amazon => {
+                for op in ["patchListingsItem", "putListingsItem", "searchOrders"] {
+                    self.amazon()
+                        .set_rate_limit(op, Some(RateLimit::new(2.0, 2)));
+                }
+            }
+        }
+    }
+
+    /// Points the marketplace's webhooks at `url`, signed with the channel's secret; false for
+    /// marketplaces that send none.
+    pub fn set_webhook(&self, url: &str) -> bool {
+        let _ = url;
+        false
+    }
+
+    /// Every write the marketplace applied to `sku`, oldest first.
+    pub fn writes_for(&self, sku: &str) -> Vec<omnistock_sandbox::WriteRecord> {
+        self.sandbox
+            .writes()
+            .into_iter()
+            .filter(|w| w.sku == sku)
+            .collect()
+    }
+
+    /// The channel section's marketplace-specific keys.
+    fn section(&self, setup: &Setup) -> String {
+        let base = self.sandbox.base_url();
+        match self.kind() {
+            Kind::Amazon => {
+                let creds = self.amazon().credentials();
+                let base = format!("{base}/amazon");
+                format!(
+                    "type = \"amazon\"\nendpoint = \"{base}\"\n\
+                     token_endpoint = \"{base}/auth/o2/token\"\nseller_id = \"{}\"\n\
+                     marketplace_ids = [\"{}\"]\n\
+                     client_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\n\
+                     sandbox = true\nfeed_processing_secs = {}\n",
+                    self.amazon().seller_id(),
+                    self.amazon().marketplace_id(),
+                    creds.client_id,
+                    creds.client_secret,
+                    creds.refresh_token,
+                    setup.feed_processing_secs,
+                )
+            }
+            Kind::Ebay => {
+                let creds = self.ebay().credentials();
+                let base = format!("{base}/ebay");
+                format!(
+                    "type = \"ebay\"\nendpoint = \"{base}\"\n\
+                     token_endpoint = \"{base}/identity/v1/oauth2/token\"\n\
+                     client_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\n\
+                     marketplace_id = \"EBAY_US\"\nmerchant_location_key = \"main\"\n\
+                     policies = {{ fulfillment = \"f\", payment = \"p\", return = \"r\" }}\n\
+                     category_id = \"29792\"\n",
+                    creds.client_id, creds.client_secret, creds.refresh_token,
+                )
+            }
         }
     }
 }
@@ -94,6 +218,10 @@ pub struct Setup {
     pub channel_extra: &'static str,
     /// Amazon channels' `feed_processing_secs` (what the connector expects a feed to take).
     pub feed_processing_secs: u64,
+    /// Every channel's `poll_interval_secs`.
+    pub poll_interval_secs: u64,
+    /// Adjusts each account's sandbox options (the new fakes' throttling models, seeds …).
+    pub sandbox: fn(&mut SandboxOptions),
 }
 
 impl Default for Setup {
@@ -108,6 +236,8 @@ impl Default for Setup {
             quantity: 10,
             channel_extra: "",
             feed_processing_secs: 180,
+            poll_interval_secs: 1,
+            sandbox: |_| {},
         }
     }
 }
@@ -143,14 +273,14 @@ impl Harness {
         let db = fresh_db().await;
         let mut accounts = Vec::new();
         for id in &setup.channels {
-            let sandbox = Sandbox::start(SandboxOptions {
+            let mut opts = SandboxOptions {
                 latency: setup.latency,
                 ebay: setup.ebay.clone(),
                 amazon: setup.amazon.clone(),
                 ..SandboxOptions::default()
-            })
-            .await
-            .expect("start sandbox");
+            };
+            (setup.sandbox)(&mut opts);
+            let sandbox = Sandbox::start(opts).await.expect("start sandbox");
             accounts.push(Account {
                 id: (*id).to_owned(),
                 sandbox,
@@ -163,42 +293,11 @@ impl Harness {
             db.url
         );
         for a in &accounts {
-            if a.is_amazon() {
-                let creds = a.amazon().credentials();
-                let base = format!("{}/amazon", a.sandbox.base_url());
-                text.push_str(&format!(
-                    "\n[channels.{id}]\ntype = \"amazon\"\nendpoint = \"{base}\"\n\
-                     token_endpoint = \"{base}/auth/o2/token\"\nseller_id = \"{}\"\n\
-                     marketplace_ids = [\"{}\"]\n\
-                     client_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\n\
-                     sandbox = true\nfeed_processing_secs = {}\n\
-                     poll_interval_secs = 1\norder_overlap_secs = 5\n\
-                     stock = {{ buffer = 0 }}\nlimits = {}\n{}\n",
-                    a.amazon().seller_id(),
-                    a.amazon().marketplace_id(),
-                    creds.client_id,
-                    creds.client_secret,
-                    creds.refresh_token,
-                    setup.feed_processing_secs,
-                    setup.limits,
-                    setup.channel_extra,
-                    id = a.id,
-                ));
-                continue;
-            }
-            let creds = a.ebay().credentials();
-            let base = format!("{}/ebay", a.sandbox.base_url());
             text.push_str(&format!(
-                "\n[channels.{id}]\ntype = \"ebay\"\nendpoint = \"{base}\"\n\
-                 token_endpoint = \"{base}/identity/v1/oauth2/token\"\n\
-                 client_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\n\
-                 marketplace_id = \"EBAY_US\"\nmerchant_location_key = \"main\"\n\
-                 policies = {{ fulfillment = \"f\", payment = \"p\", return = \"r\" }}\n\
-                 category_id = \"29792\"\npoll_interval_secs = 1\norder_overlap_secs = 5\n\
+                "\n[channels.{id}]\n{}poll_interval_secs = {}\norder_overlap_secs = 5\n\
                  stock = {{ buffer = 0 }}\nlimits = {}\n{}\n",
-                creds.client_id,
-                creds.client_secret,
-                creds.refresh_token,
+                a.section(&setup),
+                setup.poll_interval_secs,
                 setup.limits,
                 setup.channel_extra,
                 id = a.id,

@@ -7,6 +7,7 @@ mod support;
 
 mod amazon;
 mod bulk;
+mod channels;
 mod helpers;
 mod webhooks;
 
