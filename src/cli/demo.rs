@@ -34,9 +34,14 @@ pub struct Args {
     /// Simulated network latency of every marketplace request, in milliseconds.
     #[arg(long, default_value_t = 50)]
     pub latency_ms: u64,
-    /// Seconds between order polls (webhooks, which make it sooner, come with the web stores).
+    /// Seconds between order polls. Channels that send webhooks (Meta, Shopify, WooCommerce) are
+    /// polled at once when one arrives.
     #[arg(long, default_value_t = 1)]
     pub poll_secs: u64,
+    /// Do not point the sandboxes' webhooks at the daemon: every channel is polled only (to
+    /// compare propagation times with and without webhooks).
+    #[arg(long)]
+    pub no_webhooks: bool,
     /// Give up on one order's propagation after this many seconds.
     #[arg(long, default_value_t = 30)]
     pub timeout_secs: u64,
@@ -45,47 +50,59 @@ pub struct Args {
     pub seed: u64,
 }
 
+/// The marketplaces the demo runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ebay,
+    Amazon,
+}
+
 struct Channel {
     id: &'static str,
     /// eBay site or Amazon marketplace id.
     site: &'static str,
     language: &'static str,
-    amazon: bool,
+    kind: Kind,
     sandbox: Sandbox,
 }
 
 impl Channel {
     fn shown(&self, sku: &str) -> Option<u32> {
-        if self.amazon {
-            self.sandbox.amazon().current_quantity(sku)
-        } else {
-            self.sandbox.ebay().current_quantity(sku)
+        match self.kind {
+            Kind::Ebay => self.sandbox.ebay().current_quantity(sku),
+            Kind::Amazon => self.sandbox.amazon().current_quantity(sku),
         }
     }
 
     fn place_order(&self, lines: &[OrderLine]) -> Result<String> {
-        let r = if self.amazon {
-            self.sandbox.amazon().place_order(lines)
-        } else {
-            self.sandbox.ebay().place_order(lines)
+        let r = match self.kind {
+            Kind::Ebay => self.sandbox.ebay().place_order(lines),
+            Kind::Amazon => self.sandbox.amazon().place_order(lines),
         };
         r.map_err(|e| anyhow::anyhow!("placing an order on {}: {e}", self.id))
     }
 
     fn cancel_order(&self, id: &str) -> Result<()> {
-        let r = if self.amazon {
-            self.sandbox.amazon().cancel_order(id)
-        } else {
-            self.sandbox.ebay().cancel_order(id)
+        let r = match self.kind {
+            Kind::Ebay => self.sandbox.ebay().cancel_order(id),
+            Kind::Amazon => self.sandbox.amazon().cancel_order(id),
         };
         r.map_err(|e| anyhow::anyhow!("cancelling on {}: {e}", self.id))
     }
 
+    /// Points the fake's webhooks at the daemon; false for marketplaces without webhooks.
+    fn set_webhook(&self, daemon: std::net::SocketAddr) -> bool {
+        let _ = daemon;
+        match self.kind {
+            Kind::Ebay | Kind::Amazon => false,
+        }
+    }
+
     fn describe(&self) -> String {
-        if self.amazon {
-            format!("Amazon {} at {}/amazon", self.site, self.sandbox.base_url())
-        } else {
-            format!("eBay {} at {}/ebay", self.site, self.sandbox.base_url())
+        let base = self.sandbox.base_url();
+        match self.kind {
+            Kind::Ebay => format!("eBay {} at {base}/ebay", self.site),
+            Kind::Amazon => format!("Amazon {} at {base}/amazon", self.site),
         }
     }
 }
@@ -99,10 +116,10 @@ pub async fn run(args: Args) -> Result<()> {
         .context("cannot create a temporary directory")?;
     let latency = Duration::from_millis(args.latency_ms);
     let mut channels = Vec::new();
-    for (id, site, language, amazon) in [
-        ("ebay_us", "EBAY_US", "en-US", false),
-        ("ebay_de", "EBAY_DE", "de-DE", false),
-        ("amazon_us", "ATVPDKIKX0DER", "en_US", true),
+    for (id, site, language, kind) in [
+        ("ebay_us", "EBAY_US", "en-US", Kind::Ebay),
+        ("ebay_de", "EBAY_DE", "de-DE", Kind::Ebay),
+        ("amazon_us", "ATVPDKIKX0DER", "en_US", Kind::Amazon),
     ] {
         let sandbox = Sandbox::start(SandboxOptions {
             latency,
@@ -115,7 +132,7 @@ pub async fn run(args: Args) -> Result<()> {
             id,
             site,
             language,
-            amazon,
+            kind,
             sandbox,
         });
     }
@@ -158,6 +175,20 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let started = Instant::now();
     let daemon = Daemon::start(&config_path).await?;
+    if !args.no_webhooks {
+        let hooked: Vec<&str> = channels
+            .iter()
+            .filter(|c| c.set_webhook(daemon.http_addr))
+            .map(|c| c.id)
+            .collect();
+        if !hooked.is_empty() {
+            println!(
+                "  webhooks from {} → http://{}/webhooks/<channel>",
+                hooked.join(", "),
+                daemon.http_addr
+            );
+        }
+    }
     let store = daemon.shared.store.clone();
     let result = drive(&args, &store, &channels, started).await;
     daemon.shutdown().await;
@@ -185,6 +216,7 @@ async fn drive(args: &Args, store: &Store, channels: &[Channel], started: Instan
     );
     let mut rng = Lcg(args.seed.max(1));
     let mut times = Vec::new();
+    let mut by_origin: BTreeMap<&'static str, Vec<u128>> = BTreeMap::new();
     let mut placed: Vec<(usize, String)> = Vec::new();
     for n in 1..=args.orders {
         // Buyers do not wait for our poller: place the order at a random point of its cycle.
@@ -211,6 +243,7 @@ async fn drive(args: &Args, store: &Store, channels: &[Channel], started: Instan
         let shown_now = wait_propagated(store, channels, ch, &order_id, &sku, timeout).await?;
         let ms = t0.elapsed().as_millis();
         times.push(ms);
+        by_origin.entry(channel.id).or_insert_with(Vec::new).push(ms);
         let everywhere: Vec<String> = shown_now
             .iter()
             .map(|(id, q)| format!("{id} {q}"))
@@ -259,9 +292,23 @@ async fn drive(args: &Args, store: &Store, channels: &[Channel], started: Instan
             pct(0.99),
             times[times.len() - 1]
         );
+        for (origin, mut t) in by_origin {
+            t.sort_unstable();
+            println!(
+                "  from {origin:<10} {:>3} orders: p50 {:>5} ms, max {:>5} ms",
+                t.len(),
+                t[(t.len() - 1) / 2],
+                t[t.len() - 1]
+            );
+        }
         println!(
-            "polling every {} s; webhooks (issue 5) make it sooner.",
-            args.poll_secs
+            "polling every {} s{}.",
+            args.poll_secs,
+            if args.no_webhooks {
+                ", webhooks off (--no-webhooks)"
+            } else {
+                "; webhooks wake the poller of channels that send them"
+            }
         );
     }
     let oversold: i64 =
@@ -394,7 +441,7 @@ fn config_text(db: &Path, channels: &[Channel], poll_secs: u64) -> String {
         db.display()
     );
     for c in channels {
-        if c.amazon {
+        if c.kind == Kind::Amazon {
             let a = c.sandbox.amazon();
             let creds = a.credentials();
             let base = format!("{}/amazon", c.sandbox.base_url());
