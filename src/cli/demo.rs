@@ -243,7 +243,7 @@ async fn drive(args: &Args, store: &Store, channels: &[Channel], started: Instan
         let shown_now = wait_propagated(store, channels, ch, &order_id, &sku, timeout).await?;
         let ms = t0.elapsed().as_millis();
         times.push(ms);
-        by_origin.entry(channel.id).or_insert_with(Vec::new).push(ms);
+        by_origin.entry(channel.id).or_default().push(ms);
         let everywhere: Vec<String> = shown_now
             .iter()
             .map(|(id, q)| format!("{id} {q}"))
