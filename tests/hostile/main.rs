@@ -301,3 +301,89 @@ async fn sql_injection_strings_are_plain_data() {
     assert_eq!(count(&store, "variants").await, INJECTIONS.len() as i64);
     store.close().await;
 }
+
+/// Random bodies and signature headers at `/webhooks/{channel}`: every one is refused with 401
+/// (or 413 when too big), nothing is recorded, the daemon keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_webhooks_are_refused_and_record_nothing() {
+    let db = fresh_db().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("omnistock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\ndatabase = \"{}\"\nlisten = \"127.0.0.1:0\"\n\n[[locations]]\nid = \"main\"\n\n\
+             [channels.shop]\ntype = \"shopify\"\nendpoint = \"http://127.0.0.1:9\"\n\
+             access_token = \"shpat_x\"\nlocation_id = \"gid://shopify/Location/1\"\n\
+             webhook_secret = \"whsec\"\n\n\
+             [channels.woo]\ntype = \"woocommerce\"\nendpoint = \"http://127.0.0.1:9\"\n\
+             consumer_key = \"ck\"\nconsumer_secret = \"cs\"\nwebhook_secret = \"whsec\"\n\n\
+             [channels.fb]\ntype = \"facebook\"\nendpoint = \"http://127.0.0.1:9/v25.0\"\n\
+             catalog_id = \"1\"\naccess_token = \"EAAB\"\napp_secret = \"whsec\"\n",
+            db.url
+        ),
+    )
+    .expect("config");
+    let daemon = omnistock::daemon::Daemon::start(&config)
+        .await
+        .expect("daemon starts");
+    omnistock_connectors::common::http::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", daemon.http_addr);
+    let headers = [
+        "X-Shopify-Hmac-Sha256",
+        "X-WC-Webhook-Signature",
+        "X-Hub-Signature-256",
+    ];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 200,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let rt = tokio::runtime::Handle::current();
+    let strategy = (
+        0usize..3,
+        0usize..3,
+        "[ -~]{0,80}",
+        prop::collection::vec(any::<u8>(), 0..4096),
+    );
+    let statuses = std::sync::Mutex::new(std::collections::BTreeMap::<u16, u32>::new());
+    tokio::task::block_in_place(|| {
+        runner
+            .run(&strategy, |(channel, header, sig, body)| {
+                let channel = ["shop", "woo", "fb"][channel];
+                let status = rt.block_on(async {
+                    client
+                        .post(format!("{base}/webhooks/{channel}"))
+                        .header(headers[header], sig)
+                        .header("X-WC-Webhook-Delivery-ID", "1")
+                        .body(body)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                });
+                let status = status.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(status, 401);
+                *statuses.lock().expect("lock").entry(status).or_default() += 1;
+                Ok(())
+            })
+            .expect("webhook property");
+    });
+    let big = vec![b'{'; omnistock::http::webhooks::MAX_WEBHOOK_BYTES + 1];
+    let r = client
+        .post(format!("{base}/webhooks/shop"))
+        .body(big)
+        .send()
+        .await
+        .expect("oversized");
+    assert_eq!(r.status().as_u16(), 413);
+    let recorded = count(&daemon.shared.store, "webhook_deliveries").await;
+    assert_eq!(recorded, 0, "nothing recorded: {statuses:?}");
+    let health = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("health");
+    assert!(health.status().is_success());
+    daemon.shutdown().await;
+}
