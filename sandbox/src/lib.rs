@@ -86,7 +86,7 @@ pub use meta::{MetaHandle, MetaOptions};
 pub use ratelimit::RateLimit;
 pub use record::{MAX_LOG_RECORDS, Money, RequestRecord, WriteRecord};
 pub use shopify::{ShopifyHandle, ShopifyOptions};
-pub use vendure::{VendureHandle, VendureOptions};
+pub use vendure::{VendureCredentials, VendureHandle, VendureOptions, VendureSeedListing};
 pub use webhook::{WebhookCounts, WebhookTarget};
 pub use woo::{WooHandle, WooOptions};
 
