@@ -28,6 +28,8 @@ pub enum Kind {
     Ebay,
     /// Amazon SP-API.
     Amazon,
+    /// Vendure Admin API.
+    Vendure,
 }
 
 impl Kind {
@@ -35,6 +37,8 @@ impl Kind {
     pub fn of(id: &str) -> Kind {
         if id.starts_with("amazon") {
             Kind::Amazon
+        } else if id.starts_with("vendure") {
+            Kind::Vendure
         } else {
             Kind::Ebay
         }
@@ -45,6 +49,7 @@ impl Kind {
         match self {
             Kind::Ebay => "ebay",
             Kind::Amazon => "amazon",
+            Kind::Vendure => "vendure",
         }
     }
 }
@@ -83,6 +88,7 @@ impl Account {
         match self.kind() {
             Kind::Ebay => self.ebay().current_quantity(sku),
             Kind::Amazon => self.amazon().current_quantity(sku),
+            Kind::Vendure => self.sandbox.vendure().current_quantity(sku),
         }
     }
 
@@ -92,6 +98,7 @@ impl Account {
         let r = match self.kind() {
             Kind::Ebay => self.ebay().place_order(&lines),
             Kind::Amazon => self.amazon().place_order(&lines),
+            Kind::Vendure => self.sandbox.vendure().place_order(&lines),
         };
         r.unwrap_or_else(|e| panic!("{} order of {qty} × {sku}: {e}", self.id))
     }
@@ -101,6 +108,7 @@ impl Account {
         let r = match self.kind() {
             Kind::Ebay => self.ebay().cancel_order(id),
             Kind::Amazon => self.amazon().cancel_order(id),
+            Kind::Vendure => self.sandbox.vendure().cancel_order(id),
         };
         r.unwrap_or_else(|e| panic!("{} cancel {id}: {e}", self.id))
     }
@@ -110,6 +118,7 @@ impl Account {
         let r = match self.kind() {
             Kind::Ebay => self.ebay().set_quantity_out_of_band(sku, qty),
             Kind::Amazon => self.amazon().set_quantity_out_of_band(sku, qty),
+            Kind::Vendure => self.sandbox.vendure().set_quantity_out_of_band(sku, qty),
         };
         r.unwrap_or_else(|e| panic!("{} drift {sku}: {e}", self.id))
     }
@@ -119,6 +128,7 @@ impl Account {
         match self.kind() {
             Kind::Ebay => self.ebay().count_429(),
             Kind::Amazon => self.amazon().count_429(),
+            Kind::Vendure => self.sandbox.vendure().count_429(),
         }
     }
 
@@ -126,12 +136,12 @@ impl Account {
     pub fn throttle(&self) {
         match self.kind() {
             Kind::Ebay => {
-                for op in [
-                    "bulkUpdatePriceQuantity",
-                    "createOrReplaceInventoryItem",
-                    "getOrders",
+                for group in [
+                    omnistock_sandbox::ebay::GROUP_INVENTORY,
+                    omnistock_sandbox::ebay::GROUP_FULFILLMENT,
                 ] {
-                    self.ebay().set_rate_limit(op, Some(RateLimit::new(2.0, 2)));
+                    self.ebay()
+                        .set_rate_limit(group, Some(RateLimit::new(2.0, 2)));
                 }
             }
             Kind::Amazon => {
@@ -140,6 +150,8 @@ impl Account {
                         .set_rate_limit(op, Some(RateLimit::new(2.0, 2)));
                 }
             }
+            // Vendure documents no rate limits; the stories' 429 storm is its throttling test.
+            Kind::Vendure => {}
         }
     }
 
@@ -163,6 +175,16 @@ impl Account {
     fn section(&self, setup: &Setup) -> String {
         let base = self.sandbox.base_url();
         match self.kind() {
+            Kind::Vendure => {
+                let v = self.sandbox.vendure();
+                let creds = v.credentials();
+                format!(
+                    "type = \"vendure\"\nendpoint = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\n",
+                    v.admin_api_url(),
+                    creds.username,
+                    creds.password,
+                )
+            }
             Kind::Amazon => {
                 let creds = self.amazon().credentials();
                 let base = format!("{base}/amazon");
