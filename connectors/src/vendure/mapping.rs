@@ -181,11 +181,13 @@ pub fn classify_errors(errors: &[GqlError]) -> ConnectorError {
             status: Some(200),
             message,
         },
-        Some(code) if INPUT_CODES.contains(&code) => ConnectorError::Permanent {
-            status: None,
-            code: Some(code.to_owned()),
-            message,
-        },
+        Some(code) if INPUT_CODES.contains(&code) || code == "CHANNEL_NOT_FOUND" => {
+            ConnectorError::Permanent {
+                status: None,
+                code: Some(code.to_owned()),
+                message,
+            }
+        }
         // An error without a code is a database constraint or similar about the input.
         None => ConnectorError::Permanent {
             status: None,
