@@ -35,6 +35,8 @@ pub use amazon::{AmazonConfig, AmazonConnector, AmazonUsagePlan};
 pub use ebay::{EbayConfig, EbayConnector, EbayPolicies};
 #[cfg(feature = "vendure")]
 pub use vendure::{VendureConfig, VendureConnector};
+#[cfg(feature = "woocommerce")]
+pub use woocommerce::{WooCommerceConfig, WooCommerceConnector};
 
 pub use model::{
     ChannelOrder, Currency, ItemOutcome, ListingUpdate, Money, MoneyError, OrderLine, OrderStatus,

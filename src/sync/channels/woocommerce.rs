@@ -1,8 +1,14 @@
-//! The connector of a `type = "woocommerce"` section (being built).
+//! The connector of a `type = "woocommerce"` section: the site URL and the REST API key pair go
+//! to the WooCommerce connector as they are (secrets unprinted), with the channel's `limits`
+//! applied to WooCommerce's defaults (one conservative budget for the whole site: WooCommerce
+//! documents no rate limit). `webhook_secret` is the daemon's, for verifying
+//! `X-WC-Webhook-Signature`; the connector does not need it.
 
 use std::sync::Arc;
 
-use omnistock_connectors::{Connector, Limits};
+use omnistock_connectors::{
+    Connector, Limits, WooCommerceConfig as ConnectorConfig, WooCommerceConnector,
+};
 
 use crate::config::WooCommerceConfig;
 
@@ -11,8 +17,13 @@ pub(super) fn connector(
     id: &str,
     c: &WooCommerceConfig,
 ) -> Result<(Arc<dyn Connector>, Limits), String> {
-    let _ = c;
-    Err(format!(
-        "channels.{id}: this build has no connector for type `woocommerce` yet; the channel is skipped"
-    ))
+    let l = super::limits(WooCommerceConnector::DEFAULT_LIMITS, &c.common.limits);
+    let conn = WooCommerceConnector::new(ConnectorConfig {
+        endpoint: c.endpoint.clone(),
+        consumer_key: c.consumer_key.clone(),
+        consumer_secret: c.consumer_secret.clone(),
+        limits: l,
+    })
+    .map_err(|e| format!("channels.{id}: {e}"))?;
+    Ok((Arc::new(conn), l))
 }
