@@ -55,7 +55,12 @@ pub struct Args {
 enum Kind {
     Ebay,
     Amazon,
+    WooCommerce,
+    Vendure,
 }
+
+/// The demo channels' webhook secret (the sandboxes sign with it, the daemon checks it).
+const WEBHOOK_SECRET: &str = "demo-webhook-secret";
 
 struct Channel {
     id: &'static str,
@@ -71,6 +76,8 @@ impl Channel {
         match self.kind {
             Kind::Ebay => self.sandbox.ebay().current_quantity(sku),
             Kind::Amazon => self.sandbox.amazon().current_quantity(sku),
+            Kind::WooCommerce => self.sandbox.woo().current_quantity(sku),
+            Kind::Vendure => self.sandbox.vendure().current_quantity(sku),
         }
     }
 
@@ -78,6 +85,8 @@ impl Channel {
         let r = match self.kind {
             Kind::Ebay => self.sandbox.ebay().place_order(lines),
             Kind::Amazon => self.sandbox.amazon().place_order(lines),
+            Kind::WooCommerce => self.sandbox.woo().place_order(lines),
+            Kind::Vendure => self.sandbox.vendure().place_order(lines),
         };
         r.map_err(|e| anyhow::anyhow!("placing an order on {}: {e}", self.id))
     }
@@ -86,16 +95,23 @@ impl Channel {
         let r = match self.kind {
             Kind::Ebay => self.sandbox.ebay().cancel_order(id),
             Kind::Amazon => self.sandbox.amazon().cancel_order(id),
+            Kind::WooCommerce => self.sandbox.woo().cancel_order(id),
+            Kind::Vendure => self.sandbox.vendure().cancel_order(id),
         };
         r.map_err(|e| anyhow::anyhow!("cancelling on {}: {e}", self.id))
     }
 
     /// Points the fake's webhooks at the daemon; false for marketplaces without webhooks.
     fn set_webhook(&self, daemon: std::net::SocketAddr) -> bool {
-        let _ = daemon;
+        let target = omnistock_sandbox::WebhookTarget::new(
+            format!("http://{daemon}/webhooks/{}", self.id),
+            WEBHOOK_SECRET,
+        );
         match self.kind {
-            Kind::Ebay | Kind::Amazon => false,
+            Kind::WooCommerce => self.sandbox.woo().set_webhook(Some(target)),
+            Kind::Ebay | Kind::Amazon | Kind::Vendure => return false,
         }
+        true
     }
 
     fn describe(&self) -> String {
@@ -103,6 +119,8 @@ impl Channel {
         match self.kind {
             Kind::Ebay => format!("eBay {} at {base}/ebay", self.site),
             Kind::Amazon => format!("Amazon {} at {base}/amazon", self.site),
+            Kind::WooCommerce => format!("WooCommerce web store at {base}/woo"),
+            Kind::Vendure => format!("Vendure web store at {base}/vendure"),
         }
     }
 }
@@ -120,6 +138,8 @@ pub async fn run(args: Args) -> Result<()> {
         ("ebay_us", "EBAY_US", "en-US", Kind::Ebay),
         ("ebay_de", "EBAY_DE", "de-DE", Kind::Ebay),
         ("amazon_us", "ATVPDKIKX0DER", "en_US", Kind::Amazon),
+        ("woo_shop", "", "", Kind::WooCommerce),
+        ("vendure_shop", "", "", Kind::Vendure),
     ] {
         let sandbox = Sandbox::start(SandboxOptions {
             latency,
@@ -139,7 +159,7 @@ pub async fn run(args: Args) -> Result<()> {
     println!("omnistock demo");
     for c in &channels {
         println!(
-            "  sandbox {:<9} {} ({} ms simulated latency)",
+            "  sandbox {:<12} {} ({} ms simulated latency)",
             c.id,
             c.describe(),
             args.latency_ms
@@ -249,7 +269,7 @@ async fn drive(args: &Args, store: &Store, channels: &[Channel], started: Instan
             .map(|(id, q)| format!("{id} {q}"))
             .collect();
         println!(
-            "order {n:>2} on {:<9} {qty} × {:<12} → {}   in {ms:>5} ms",
+            "order {n:>2} on {:<12} {qty} × {:<12} → {}   in {ms:>5} ms",
             channel.id,
             sku,
             everywhere.join(", ")
@@ -275,7 +295,7 @@ async fn drive(args: &Args, store: &Store, channels: &[Channel], started: Instan
             .map(|m| m.iter().map(|(id, q)| format!("{id} {q}")).collect())
             .unwrap_or_default();
         println!(
-            "cancel   on {:<9} order {order_id}: {sku} back → {}   in {:>5} ms",
+            "cancel   on {:<12} order {order_id}: {sku} back → {}   in {:>5} ms",
             channel.id,
             everywhere.join(", "),
             t0.elapsed().as_millis()
@@ -295,7 +315,7 @@ async fn drive(args: &Args, store: &Store, channels: &[Channel], started: Instan
         for (origin, mut t) in by_origin {
             t.sort_unstable();
             println!(
-                "  from {origin:<10} {:>3} orders: p50 {:>5} ms, max {:>5} ms",
+                "  from {origin:<12} {:>3} orders: p50 {:>5} ms, max {:>5} ms",
                 t.len(),
                 t[(t.len() - 1) / 2],
                 t[t.len() - 1]
@@ -441,48 +461,75 @@ fn config_text(db: &Path, channels: &[Channel], poll_secs: u64) -> String {
         db.display()
     );
     for c in channels {
-        if c.kind == Kind::Amazon {
+        s.push_str(&format!("\n[channels.{}]\n", c.id));
+        s.push_str(&section(c));
+        s.push_str(&format!(
+            "poll_interval_secs = {poll_secs}\n\
+             schedule = {{ orders = \"* * * * *\", reconcile = \"*/10 * * * *\" }}\n"
+        ));
+    }
+    s
+}
+
+/// The marketplace-specific keys of a channel's section.
+fn section(c: &Channel) -> String {
+    let base = c.sandbox.base_url();
+    match c.kind {
+        Kind::Amazon => {
             let a = c.sandbox.amazon();
             let creds = a.credentials();
-            let base = format!("{}/amazon", c.sandbox.base_url());
-            s.push_str(&format!(
-                "\n[channels.{id}]\ntype = \"amazon\"\nendpoint = \"{base}\"\n\
-                 token_endpoint = \"{base}/auth/o2/token\"\nseller_id = \"{seller}\"\n\
+            format!(
+                "type = \"amazon\"\nendpoint = \"{base}/amazon\"\n\
+                 token_endpoint = \"{base}/amazon/auth/o2/token\"\nseller_id = \"{seller}\"\n\
                  marketplace_ids = [\"{site}\"]\n\
                  client_id = \"{cid}\"\nclient_secret = \"{secret}\"\nrefresh_token = \"{refresh}\"\n\
-                 sandbox = true\nlanguage_tag = \"{lang}\"\nfeed_processing_secs = 5\n\
-                 poll_interval_secs = {poll_secs}\n\
-                 schedule = {{ orders = \"* * * * *\", reconcile = \"*/10 * * * *\" }}\n",
-                id = c.id,
+                 sandbox = true\nlanguage_tag = \"{lang}\"\nfeed_processing_secs = 5\n",
                 seller = c_escape(&a.seller_id()),
                 cid = c_escape(&creds.client_id),
                 secret = c_escape(&creds.client_secret),
                 refresh = c_escape(&creds.refresh_token),
                 site = c.site,
                 lang = c.language,
-            ));
-            continue;
+            )
         }
-        let creds = c.sandbox.ebay().credentials();
-        let base = format!("{}/ebay", c.sandbox.base_url());
-        s.push_str(&format!(
-            "\n[channels.{id}]\ntype = \"ebay\"\nendpoint = \"{base}\"\n\
-             token_endpoint = \"{base}/identity/v1/oauth2/token\"\n\
-             client_id = \"{cid}\"\nclient_secret = \"{secret}\"\nrefresh_token = \"{refresh}\"\n\
-             marketplace_id = \"{site}\"\nmerchant_location_key = \"main\"\n\
-             policies = {{ fulfillment = \"sandbox-fulfillment\", payment = \"sandbox-payment\", return = \"sandbox-return\" }}\n\
-             category_id = \"29792\"\ncontent_language = \"{lang}\"\n\
-             poll_interval_secs = {poll_secs}\n\
-             schedule = {{ orders = \"* * * * *\", reconcile = \"*/10 * * * *\" }}\n",
-            id = c.id,
-            cid = c_escape(&creds.client_id),
-            secret = c_escape(&creds.client_secret),
-            refresh = c_escape(&creds.refresh_token),
-            site = c.site,
-            lang = c.language,
-        ));
+        Kind::Ebay => {
+            let creds = c.sandbox.ebay().credentials();
+            format!(
+                "type = \"ebay\"\nendpoint = \"{base}/ebay\"\n\
+                 token_endpoint = \"{base}/ebay/identity/v1/oauth2/token\"\n\
+                 client_id = \"{cid}\"\nclient_secret = \"{secret}\"\nrefresh_token = \"{refresh}\"\n\
+                 marketplace_id = \"{site}\"\nmerchant_location_key = \"main\"\n\
+                 policies = {{ fulfillment = \"sandbox-fulfillment\", payment = \"sandbox-payment\", return = \"sandbox-return\" }}\n\
+                 category_id = \"29792\"\ncontent_language = \"{lang}\"\n",
+                cid = c_escape(&creds.client_id),
+                secret = c_escape(&creds.client_secret),
+                refresh = c_escape(&creds.refresh_token),
+                site = c.site,
+                lang = c.language,
+            )
+        }
+        Kind::WooCommerce => {
+            let w = c.sandbox.woo();
+            let creds = w.credentials();
+            format!(
+                "type = \"woocommerce\"\nendpoint = \"{}\"\nconsumer_key = \"{}\"\n\
+                 consumer_secret = \"{}\"\nwebhook_secret = \"{WEBHOOK_SECRET}\"\n",
+                c_escape(&w.site_url()),
+                c_escape(&creds.consumer_key),
+                c_escape(&creds.consumer_secret),
+            )
+        }
+        Kind::Vendure => {
+            let v = c.sandbox.vendure();
+            let creds = v.credentials();
+            format!(
+                "type = \"vendure\"\nendpoint = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\n",
+                c_escape(&v.admin_api_url()),
+                c_escape(&creds.username),
+                c_escape(&creds.password),
+            )
+        }
     }
-    s
 }
 
 /// Escapes a value for a TOML basic string.

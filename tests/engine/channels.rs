@@ -277,7 +277,6 @@ pub async fn drift_is_repaired_by_resync(id: &'static str) {
 
 /// With a 5-minute poll interval, a signed webhook makes the daemon poll at once: an order on
 /// the channel reaches eBay in seconds. Deliveries are all duplicated; the order counts once.
-#[allow(dead_code)] // instantiated for Meta, Shopify and WooCommerce
 pub async fn a_webhook_wakes_the_poller(id: &'static str) {
     let mut h = Harness::new(Setup {
         channels: vec![PARTNER, id],
@@ -353,7 +352,6 @@ macro_rules! stories {
     };
 }
 
-#[allow(unused_macros)] // instantiated for Meta, Shopify and WooCommerce
 macro_rules! webhook_story {
     ($module:ident, $id:literal) => {
         mod $module {
@@ -367,3 +365,6 @@ macro_rules! webhook_story {
 
 stories!(ebay, "ebay_uk");
 stories!(amazon, "amazon_us");
+stories!(vendure, "vendure_shop");
+stories!(woocommerce, "woo_shop");
+webhook_story!(woocommerce_webhooks, "woo_shop");

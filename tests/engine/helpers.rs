@@ -30,7 +30,12 @@ pub enum Kind {
     Amazon,
     /// Vendure Admin API.
     Vendure,
+    /// WooCommerce REST API.
+    Woo,
 }
+
+/// The webhook secret of every channel section that has one.
+pub const WEBHOOK_SECRET: &str = "whsec-engine-tests";
 
 impl Kind {
     /// The kind a channel id names.
@@ -39,6 +44,8 @@ impl Kind {
             Kind::Amazon
         } else if id.starts_with("vendure") {
             Kind::Vendure
+        } else if id.starts_with("woo") {
+            Kind::Woo
         } else {
             Kind::Ebay
         }
@@ -50,6 +57,7 @@ impl Kind {
             Kind::Ebay => "ebay",
             Kind::Amazon => "amazon",
             Kind::Vendure => "vendure",
+            Kind::Woo => "woo",
         }
     }
 }
@@ -89,6 +97,7 @@ impl Account {
             Kind::Ebay => self.ebay().current_quantity(sku),
             Kind::Amazon => self.amazon().current_quantity(sku),
             Kind::Vendure => self.sandbox.vendure().current_quantity(sku),
+            Kind::Woo => self.sandbox.woo().current_quantity(sku),
         }
     }
 
@@ -99,6 +108,7 @@ impl Account {
             Kind::Ebay => self.ebay().place_order(&lines),
             Kind::Amazon => self.amazon().place_order(&lines),
             Kind::Vendure => self.sandbox.vendure().place_order(&lines),
+            Kind::Woo => self.sandbox.woo().place_order(&lines),
         };
         r.unwrap_or_else(|e| panic!("{} order of {qty} × {sku}: {e}", self.id))
     }
@@ -109,6 +119,7 @@ impl Account {
             Kind::Ebay => self.ebay().cancel_order(id),
             Kind::Amazon => self.amazon().cancel_order(id),
             Kind::Vendure => self.sandbox.vendure().cancel_order(id),
+            Kind::Woo => self.sandbox.woo().cancel_order(id),
         };
         r.unwrap_or_else(|e| panic!("{} cancel {id}: {e}", self.id))
     }
@@ -119,6 +130,7 @@ impl Account {
             Kind::Ebay => self.ebay().set_quantity_out_of_band(sku, qty),
             Kind::Amazon => self.amazon().set_quantity_out_of_band(sku, qty),
             Kind::Vendure => self.sandbox.vendure().set_quantity_out_of_band(sku, qty),
+            Kind::Woo => self.sandbox.woo().set_quantity_out_of_band(sku, qty),
         };
         r.unwrap_or_else(|e| panic!("{} drift {sku}: {e}", self.id))
     }
@@ -129,6 +141,7 @@ impl Account {
             Kind::Ebay => self.ebay().count_429(),
             Kind::Amazon => self.amazon().count_429(),
             Kind::Vendure => self.sandbox.vendure().count_429(),
+            Kind::Woo => self.sandbox.woo().count_429(),
         }
     }
 
@@ -152,14 +165,28 @@ impl Account {
             }
             // Vendure documents no rate limits; the stories' 429 storm is its throttling test.
             Kind::Vendure => {}
+            // A WAF in front of the shop: 3 requests/s, then 429 with Retry-After.
+            Kind::Woo => self
+                .sandbox
+                .woo()
+                .set_rate_limit(Some(RateLimit::new(3.0, 3))),
         }
     }
 
     /// Points the marketplace's webhooks at `url`, signed with the channel's secret; false for
     /// marketplaces that send none.
     pub fn set_webhook(&self, url: &str) -> bool {
-        let _ = url;
-        false
+        let target = omnistock_sandbox::WebhookTarget {
+            url: url.to_owned(),
+            secret: WEBHOOK_SECRET.to_owned(),
+            duplicate_probability: 1.0,
+            max_jitter_ms: 50,
+        };
+        match self.kind() {
+            Kind::Woo => self.sandbox.woo().set_webhook(Some(target)),
+            Kind::Ebay | Kind::Amazon | Kind::Vendure => return false,
+        }
+        true
     }
 
     /// Every write the marketplace applied to `sku`, oldest first.
@@ -175,6 +202,17 @@ impl Account {
     fn section(&self, setup: &Setup) -> String {
         let base = self.sandbox.base_url();
         match self.kind() {
+            Kind::Woo => {
+                let w = self.sandbox.woo();
+                let creds = w.credentials();
+                format!(
+                    "type = \"woocommerce\"\nendpoint = \"{}\"\nconsumer_key = \"{}\"\n\
+                     consumer_secret = \"{}\"\nwebhook_secret = \"{WEBHOOK_SECRET}\"\n",
+                    w.site_url(),
+                    creds.consumer_key,
+                    creds.consumer_secret,
+                )
+            }
             Kind::Vendure => {
                 let v = self.sandbox.vendure();
                 let creds = v.credentials();
