@@ -741,8 +741,10 @@ fn orders(meta: &Meta, params: &Map<String, Value>, path: &str) -> Result<Respon
     )?;
     let limit = limit(params, DEFAULT_ORDERS_PAGE, MAX_ORDERS_PAGE)?;
     let cursor = text(params, "after").map(decode_cursor).transpose()?;
+    // Ordered by creation, so an order that changes while a caller pages (acknowledged, cancelled)
+    // does not move behind the cursor and come back on a later page.
     let key =
-        |o: &super::state::Order| format!("{:020}:{}", o.last_updated.timestamp_millis(), o.id);
+        |o: &super::state::Order| format!("{:020}:{:>20}", o.created.timestamp_millis(), o.id);
     let (rows, more) = meta.with(|st, _| {
         let mut all: Vec<&super::state::Order> = st
             .orders

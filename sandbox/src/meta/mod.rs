@@ -49,8 +49,8 @@
 //! - **commerce_orders**: `state` (default CREATED only), `updated_after`/`updated_before`
 //!   (unix seconds or ISO 8601; `last_updated >= updated_after`), `filters`, `fields` (CommerceOrder
 //!   fields and the expandable edges `items`, `cancellations`, `shipments` … rendered as
-//!   `{"data":[…]}`; nested field lists are accepted and ignored), cursor paging by
-//!   (last_updated, id).
+//!   `{"data":[…]}`; nested field lists are accepted and ignored), cursor paging in creation
+//!   order (an order acknowledged or cancelled while a caller pages keeps its place).
 //! - **acknowledge_order**: `idempotency_key` required; CREATED → IN_PROGRESS (with
 //!   `merchant_order_id` = the reference). The same key again answers the same state without a
 //!   second change; another key on an order past CREATED is code 100.
