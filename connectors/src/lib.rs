@@ -37,6 +37,8 @@ pub use ebay::{EbayConfig, EbayConnector, EbayPolicies};
 pub use vendure::{VendureConfig, VendureConnector};
 #[cfg(feature = "woocommerce")]
 pub use woocommerce::{WooCommerceConfig, WooCommerceConnector};
+#[cfg(feature = "meta")]
+pub use meta::{MetaConfig, MetaConnector};
 
 pub use model::{
     ChannelOrder, Currency, ItemOutcome, ListingUpdate, Money, MoneyError, OrderLine, OrderStatus,

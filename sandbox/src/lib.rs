@@ -82,7 +82,9 @@ pub use ebay::{
     SeedListing, SeededListing,
 };
 pub use faults::{FaultId, FaultKind, FaultRule, FaultStatus, FaultsHandle};
-pub use meta::{MetaHandle, MetaOptions};
+pub use meta::{
+    BucLimit, MetaBatchSnapshot, MetaCredentials, MetaHandle, MetaOptions, MetaSeedListing,
+};
 pub use ratelimit::RateLimit;
 pub use record::{MAX_LOG_RECORDS, Money, RequestRecord, WriteRecord};
 pub use shopify::{ShopifyHandle, ShopifyOptions};
