@@ -33,6 +33,8 @@ pub use error::{ConnectorError, ErrorClass};
 pub use amazon::{AmazonConfig, AmazonConnector, AmazonUsagePlan};
 #[cfg(feature = "ebay")]
 pub use ebay::{EbayConfig, EbayConnector, EbayPolicies};
+#[cfg(feature = "shopify")]
+pub use shopify::{ShopifyAuth, ShopifyConfig, ShopifyConnector};
 
 pub use model::{
     ChannelOrder, Currency, ItemOutcome, ListingUpdate, Money, MoneyError, OrderLine, OrderStatus,

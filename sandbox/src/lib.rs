@@ -85,7 +85,9 @@ pub use faults::{FaultId, FaultKind, FaultRule, FaultStatus, FaultsHandle};
 pub use meta::{MetaHandle, MetaOptions};
 pub use ratelimit::RateLimit;
 pub use record::{MAX_LOG_RECORDS, Money, RequestRecord, WriteRecord};
-pub use shopify::{ShopifyHandle, ShopifyOptions};
+pub use shopify::{
+    ShopifyCredentials, ShopifyHandle, ShopifyListingSnapshot, ShopifyOptions, ShopifySeedListing,
+};
 pub use vendure::{VendureHandle, VendureOptions};
 pub use webhook::{WebhookCounts, WebhookTarget};
 pub use woo::{WooHandle, WooOptions};

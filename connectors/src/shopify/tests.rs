@@ -1,0 +1,1 @@
+//! Stories against the Shopify fake.
