@@ -223,7 +223,7 @@ async fn throttled_answers_carry_the_bucket_with_the_configured_status() {
         let (s3, _) = gql_as(&sb, &token, q, json!({})).await;
         assert_eq!(s3, 200);
         // Over the single-query maximum.
-        let big = "{ productVariants(first: 250) { nodes { id inventoryItem { id inventoryLevel(locationId: \"x\") { id } } } } }";
+        let big = "{ productVariants(first: 250) { nodes { id product { id } inventoryItem { id inventoryLevel(locationId: \"x\") { id } } } } }";
         let (_, body) = gql_as(&sb, &token, big, json!({})).await;
         assert_eq!(body["errors"][0]["extensions"]["code"], "MAX_COST_EXCEEDED");
     }
