@@ -366,3 +366,20 @@ impl ShopifyConnector {
             .collect())
     }
 }
+
+#[cfg(test)]
+impl ShopifyConnector {
+    /// The productSet input of one new one-variant product (contract test).
+    pub(crate) fn debug_product_input(&self, item: &ListingUpdate) -> Value {
+        self.product_input(
+            std::slice::from_ref(item),
+            &[0],
+            &HashMap::new(),
+            None,
+            &[Kept {
+                id: "gid://shopify/ProductVariant/1".into(),
+                options: vec![("Size".into(), "M".into())],
+            }],
+        )
+    }
+}

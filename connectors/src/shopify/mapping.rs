@@ -34,7 +34,6 @@ pub(crate) const LINES_PAGE: u64 = 30;
 /// Line items per follow-up page.
 pub(crate) const MORE_LINES_PAGE: u64 = 100;
 
-const VARIANT_FIELDS: &str = "id sku price product { id status variantsCount { count } } inventoryItem { id tracked inventoryLevel(locationId: $locationId) { quantities(names: [\"available\"]) { name quantity } } }";
 
 /// SKU → variant, inventory item, product and available quantity at the location.
 pub(crate) const LOOKUP: Doc = Doc {
