@@ -30,7 +30,9 @@ use tokio::time::Instant;
 use super::config::{OP_GRAPHQL, OP_TOKEN, ShopifyAuth, ShopifyConfig};
 use super::mapping::Doc;
 use crate::common::http::{self, HttpResponse, MAX_MESSAGE_CHARS, error_for_status, truncate};
-use crate::common::{AccessToken, Budget, FetchedToken, TokenCache, TokenStats, read_token_response};
+use crate::common::{
+    AccessToken, Budget, FetchedToken, TokenCache, TokenStats, read_token_response,
+};
 use crate::error::ConnectorError;
 
 /// The header the access token travels in.
@@ -304,11 +306,13 @@ impl ShopifyClient {
     /// Runs `doc` with `vars` and returns `data`. Whole-call failures are classified here;
     /// userErrors are the caller's.
     pub(crate) async fn execute(&self, doc: &Doc, vars: Value) -> Result<Value, ConnectorError> {
-        let body = serde_json::to_vec(&json!({"query": doc.query, "variables": vars}))
-            .map_err(|e| ConnectorError::Permanent {
-                status: None,
-                code: None,
-                message: format!("cannot encode the request: {e}"),
+        let body =
+            serde_json::to_vec(&json!({"query": doc.query, "variables": vars})).map_err(|e| {
+                ConnectorError::Permanent {
+                    status: None,
+                    code: None,
+                    message: format!("cannot encode the request: {e}"),
+                }
             })?;
         let mut refreshed = false;
         let mut throttled = 0u32;
@@ -334,7 +338,10 @@ impl ShopifyClient {
                     // applied request answers the first result without applying twice.
                     if doc.replay_safe
                         && transport < TRANSPORT_RETRIES
-                        && matches!(e, ConnectorError::Timeout { .. } | ConnectorError::Transient { .. })
+                        && matches!(
+                            e,
+                            ConnectorError::Timeout { .. } | ConnectorError::Transient { .. }
+                        )
                     {
                         transport += 1;
                         tracing::info!(document = doc.name, error = %e, "Resending an idempotent Shopify mutation after a lost answer.");
@@ -347,7 +354,10 @@ impl ShopifyClient {
                 if let ShopifyAuth::ClientCredentials { .. } = self.auth
                     && !refreshed
                 {
-                    tracing::info!(document = doc.name, "Shopify refused the access token; fetching a new one and retrying once.");
+                    tracing::info!(
+                        document = doc.name,
+                        "Shopify refused the access token; fetching a new one and retrying once."
+                    );
                     self.tokens.invalidate(&token).await;
                     refreshed = true;
                     continue;
@@ -363,12 +373,20 @@ impl ShopifyClient {
                 self.learn(doc, v);
             }
             let errors = parsed.as_ref().map(top_errors).unwrap_or_default();
-            if errors.iter().any(|e| e.code.as_deref() == Some("THROTTLED")) || resp.status == 429 {
+            if errors
+                .iter()
+                .any(|e| e.code.as_deref() == Some("THROTTLED"))
+                || resp.status == 429
+            {
                 self.counters.throttled.fetch_add(1, Ordering::Relaxed);
                 let wait = self.throttle_wait(doc, parsed.as_ref(), &resp);
                 if throttled < MAX_THROTTLED_RETRIES && wait <= MAX_INLINE_WAIT {
                     throttled += 1;
-                    tracing::debug!(document = doc.name, wait_ms = wait.as_millis() as u64, "Shopify throttled the call; waiting for the bucket.");
+                    tracing::debug!(
+                        document = doc.name,
+                        wait_ms = wait.as_millis() as u64,
+                        "Shopify throttled the call; waiting for the bucket."
+                    );
                     tokio::time::sleep(wait).await;
                     continue;
                 }

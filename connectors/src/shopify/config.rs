@@ -90,7 +90,9 @@ impl ShopifyConfig {
             && v[..4].bytes().all(|b| b.is_ascii_digit())
             && matches!(&v[4..], "-01" | "-04" | "-07" | "-10");
         if !(dated || v == "unstable") {
-            return bad(format!("api_version {v:?} is not a Shopify version such as 2026-07"));
+            return bad(format!(
+                "api_version {v:?} is not a Shopify version such as 2026-07"
+            ));
         }
         if dated && v.as_str() < "2026-04" {
             return bad(format!(
@@ -141,7 +143,10 @@ mod tests {
             c.graphql_url(),
             "https://x.myshopify.com/admin/api/2026-07/graphql.json"
         );
-        assert_eq!(c.token_url(), "https://x.myshopify.com/admin/oauth/access_token");
+        assert_eq!(
+            c.token_url(),
+            "https://x.myshopify.com/admin/oauth/access_token"
+        );
         assert!(c.validate().is_ok());
         for tweak in [
             |c: &mut ShopifyConfig| c.endpoint = "http://x.myshopify.com".into(),

@@ -48,7 +48,10 @@ struct Kept {
 
 impl ShopifyConnector {
     /// push_listings.
-    pub(crate) async fn set_products(&self, items: &[ListingUpdate]) -> Result<Vec<ItemOutcome>, ConnectorError> {
+    pub(crate) async fn set_products(
+        &self,
+        items: &[ListingUpdate],
+    ) -> Result<Vec<ItemOutcome>, ConnectorError> {
         let mut outcomes: Vec<Option<ItemOutcome>> = vec![None; items.len()];
         let currency = self.currency().await?;
         let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -56,7 +59,10 @@ impl ShopifyConnector {
             if it.price.currency != currency {
                 outcomes[i] = Some(ItemOutcome::Rejected {
                     code: Some("CURRENCY".into()),
-                    error: format!("price in {} but the shop sells in {currency}", it.price.currency),
+                    error: format!(
+                        "price in {} but the shop sells in {currency}",
+                        it.price.currency
+                    ),
                 });
                 continue;
             }
@@ -70,7 +76,8 @@ impl ShopifyConnector {
         let refs = self.resolve(&skus).await?;
         let mut stock_after: Vec<(usize, StockUpdate)> = Vec::new();
         for members in groups.values() {
-            self.set_product(items, members, &refs, &mut outcomes, &mut stock_after).await?;
+            self.set_product(items, members, &refs, &mut outcomes, &mut stock_after)
+                .await?;
         }
         if !stock_after.is_empty() {
             let updates: Vec<StockUpdate> = stock_after.iter().map(|(_, u)| u.clone()).collect();
@@ -86,7 +93,11 @@ impl ShopifyConnector {
         }
         Ok(outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(ItemOutcome::Retry { error: "not attempted".into() }))
+            .map(|o| {
+                o.unwrap_or(ItemOutcome::Retry {
+                    error: "not attempted".into(),
+                })
+            })
             .collect())
     }
 
@@ -98,13 +109,17 @@ impl ShopifyConnector {
         outcomes: &mut [Option<ItemOutcome>],
         stock_after: &mut Vec<(usize, StockUpdate)>,
     ) -> Result<(), ConnectorError> {
-        let product_id = members
-            .iter()
-            .find_map(|i| refs.get(items[*i].sku.as_str()).map(|r| r.product_id.clone()));
+        let product_id = members.iter().find_map(|i| {
+            refs.get(items[*i].sku.as_str())
+                .map(|r| r.product_id.clone())
+        });
         // The product's other variants, kept by id.
         let mut kept: Vec<Kept> = Vec::new();
         if let Some(pid) = &product_id {
-            let data = self.client.execute(&PRODUCT_VARIANTS, json!({"id": pid})).await?;
+            let data = self
+                .client
+                .execute(&PRODUCT_VARIANTS, json!({"id": pid}))
+                .await?;
             let nodes = data
                 .pointer("/product/variants/nodes")
                 .and_then(Value::as_array)
@@ -115,15 +130,25 @@ impl ShopifyConnector {
                 if members.iter().any(|i| items[*i].sku.as_str() == sku) {
                     continue;
                 }
-                let Some(id) = n.get("id").and_then(Value::as_str) else { continue };
+                let Some(id) = n.get("id").and_then(Value::as_str) else {
+                    continue;
+                };
                 let options = n
                     .get("selectedOptions")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .filter_map(|o| Some((o.get("name")?.as_str()?.to_owned(), o.get("value")?.as_str()?.to_owned())))
+                    .filter_map(|o| {
+                        Some((
+                            o.get("name")?.as_str()?.to_owned(),
+                            o.get("value")?.as_str()?.to_owned(),
+                        ))
+                    })
                     .collect();
-                kept.push(Kept { id: id.to_owned(), options });
+                kept.push(Kept {
+                    id: id.to_owned(),
+                    options,
+                });
             }
         }
         let mut active: Vec<usize> = members.to_vec();
@@ -152,9 +177,14 @@ impl ShopifyConnector {
                     None => {
                         // About the product, not a variant: every item of it is refused.
                         for i in &active {
-                            outcomes[*i] = Some(ItemOutcome::Rejected { code: e.code.clone(), error: e.describe() });
+                            outcomes[*i] = Some(ItemOutcome::Rejected {
+                                code: e.code.clone(),
+                                error: e.describe(),
+                            });
                         }
-                        self.counters.items_rejected.fetch_add(active.len() as u64, Ordering::Relaxed);
+                        self.counters
+                            .items_rejected
+                            .fetch_add(active.len() as u64, Ordering::Relaxed);
                         return Ok(());
                     }
                 }
@@ -162,7 +192,10 @@ impl ShopifyConnector {
             for (i, e) in named {
                 if outcomes[i].is_none() {
                     self.counters.items_rejected.fetch_add(1, Ordering::Relaxed);
-                    outcomes[i] = Some(ItemOutcome::Rejected { code: e.code.clone(), error: e.describe() });
+                    outcomes[i] = Some(ItemOutcome::Rejected {
+                        code: e.code.clone(),
+                        error: e.describe(),
+                    });
                 }
             }
             active.retain(|i| outcomes[*i].is_none());
@@ -221,7 +254,9 @@ impl ShopifyConnector {
                 v["barcode"] = json!(b);
             }
             match refs.get(it.sku.as_str()) {
-                Some(r) if Some(r.product_id.as_str()) == product_id => v["id"] = json!(r.variant_id),
+                Some(r) if Some(r.product_id.as_str()) == product_id => {
+                    v["id"] = json!(r.variant_id)
+                }
                 _ => {
                     v["inventoryQuantities"] = json!([{"locationId": self.config.location_id,
                                                         "name": "available", "quantity": it.quantity}]);
@@ -262,41 +297,75 @@ impl ShopifyConnector {
         outcomes: &mut [Option<ItemOutcome>],
         stock_after: &mut Vec<(usize, StockUpdate)>,
     ) -> Result<(), ConnectorError> {
-        let product = payload.get("product").filter(|p| p.is_object()).ok_or_else(|| malformed("no product in the answer"))?;
-        let pid = product.get("id").and_then(Value::as_str).ok_or_else(|| malformed("product without id"))?;
-        let nodes = product.pointer("/variants/nodes").and_then(Value::as_array).cloned().unwrap_or_default();
+        let product = payload
+            .get("product")
+            .filter(|p| p.is_object())
+            .ok_or_else(|| malformed("no product in the answer"))?;
+        let pid = product
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed("product without id"))?;
+        let nodes = product
+            .pointer("/variants/nodes")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let count = nodes.len() as u64;
         for i in members {
             let it = &items[*i];
-            let node = nodes.iter().find(|n| n.get("sku").and_then(Value::as_str) == Some(it.sku.as_str()));
+            let node = nodes
+                .iter()
+                .find(|n| n.get("sku").and_then(Value::as_str) == Some(it.sku.as_str()));
             let Some(node) = node else {
                 outcomes[*i] = Some(ItemOutcome::Retry {
                     error: "productSet answered without this variant".into(),
                 });
                 continue;
             };
-            let variant_id = node.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let item_id = node.pointer("/inventoryItem/id").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let existed = refs.get(it.sku.as_str()).is_some_and(|r| r.product_id == pid && r.variant_id == variant_id);
+            let variant_id = node
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let item_id = node
+                .pointer("/inventoryItem/id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let existed = refs
+                .get(it.sku.as_str())
+                .is_some_and(|r| r.product_id == pid && r.variant_id == variant_id);
             let prior = refs.get(it.sku.as_str()).and_then(|r| r.available);
-            self.remember(it.sku.as_str(), VariantRef {
-                variant_id: variant_id.clone(),
-                inventory_item_id: item_id,
-                product_id: pid.to_owned(),
-                product_status: "ACTIVE".into(),
-                product_variants: count,
-                available: if existed { prior } else { Some(i64::from(it.quantity)) },
-            });
+            self.remember(
+                it.sku.as_str(),
+                VariantRef {
+                    variant_id: variant_id.clone(),
+                    inventory_item_id: item_id,
+                    product_id: pid.to_owned(),
+                    product_status: "ACTIVE".into(),
+                    product_variants: count,
+                    available: if existed {
+                        prior
+                    } else {
+                        Some(i64::from(it.quantity))
+                    },
+                },
+            );
             if existed {
-                stock_after.push((*i, StockUpdate {
-                    sku: it.sku.clone(),
-                    external_id: Some(variant_id),
-                    quantity: it.quantity,
-                    price: None,
-                    version: it.version,
-                }));
+                stock_after.push((
+                    *i,
+                    StockUpdate {
+                        sku: it.sku.clone(),
+                        external_id: Some(variant_id),
+                        quantity: it.quantity,
+                        price: None,
+                        version: it.version,
+                    },
+                ));
             } else {
-                outcomes[*i] = Some(ItemOutcome::Applied { external_id: Some(variant_id) });
+                outcomes[*i] = Some(ItemOutcome::Applied {
+                    external_id: Some(variant_id),
+                });
             }
         }
         Ok(())
@@ -319,11 +388,15 @@ impl ShopifyConnector {
         let mut zero: Vec<(usize, StockUpdate)> = Vec::new();
         for (pid, members) in by_product {
             let r = &refs[names[members[0]]];
-            let distinct: std::collections::BTreeSet<&str> = members.iter().map(|i| names[*i]).collect();
+            let distinct: std::collections::BTreeSet<&str> =
+                members.iter().map(|i| names[*i]).collect();
             if distinct.len() as u64 >= r.product_variants {
                 let data = self
                     .client
-                    .execute(&PRODUCT_UPDATE, json!({"product": {"id": pid, "status": "DRAFT"}}))
+                    .execute(
+                        &PRODUCT_UPDATE,
+                        json!({"product": {"id": pid, "status": "DRAFT"}}),
+                    )
                     .await?;
                 let payload = data.get("productUpdate").cloned().unwrap_or(Value::Null);
                 let errors = mapping::user_errors(&payload).map_err(malformed)?;
@@ -334,20 +407,28 @@ impl ShopifyConnector {
                                 c.product_status = "DRAFT".into();
                                 self.remember(names[i], c);
                             }
-                            ItemOutcome::Applied { external_id: refs.get(names[i]).map(|r| r.variant_id.clone()) }
+                            ItemOutcome::Applied {
+                                external_id: refs.get(names[i]).map(|r| r.variant_id.clone()),
+                            }
                         }
-                        Some(e) => ItemOutcome::Rejected { code: e.code.clone(), error: e.describe() },
+                        Some(e) => ItemOutcome::Rejected {
+                            code: e.code.clone(),
+                            error: e.describe(),
+                        },
                     });
                 }
             } else {
                 for i in members {
-                    zero.push((i, StockUpdate {
-                        sku: skus[i].clone(),
-                        external_id: None,
-                        quantity: 0,
-                        price: None,
-                        version: 0,
-                    }));
+                    zero.push((
+                        i,
+                        StockUpdate {
+                            sku: skus[i].clone(),
+                            external_id: None,
+                            quantity: 0,
+                            price: None,
+                            version: 0,
+                        },
+                    ));
                 }
             }
         }
@@ -362,7 +443,11 @@ impl ShopifyConnector {
         }
         Ok(outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(ItemOutcome::Retry { error: "not attempted".into() }))
+            .map(|o| {
+                o.unwrap_or(ItemOutcome::Retry {
+                    error: "not attempted".into(),
+                })
+            })
             .collect())
     }
 }

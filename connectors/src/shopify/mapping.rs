@@ -34,7 +34,6 @@ pub(crate) const LINES_PAGE: u64 = 30;
 /// Line items per follow-up page.
 pub(crate) const MORE_LINES_PAGE: u64 = 100;
 
-
 /// SKU → variant, inventory item, product and available quantity at the location.
 pub(crate) const LOOKUP: Doc = Doc {
     name: "lookupVariants",
@@ -210,7 +209,9 @@ impl UserError {
 pub(crate) fn user_errors(payload: &Value) -> Result<Vec<UserError>, String> {
     match payload.get("userErrors") {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("unreadable userErrors: {e}")),
+        Some(v) => {
+            serde_json::from_value(v.clone()).map_err(|e| format!("unreadable userErrors: {e}"))
+        }
     }
 }
 
@@ -272,9 +273,12 @@ pub(crate) struct QuantityNode {
 impl ItemNode {
     /// `available` at the location; `None` when the item is not stocked there.
     pub(crate) fn available(&self) -> Option<i64> {
-        self.inventory_level
-            .as_ref()
-            .map(|l| l.quantities.iter().find(|q| q.name == "available").map_or(0, |q| q.quantity))
+        self.inventory_level.as_ref().map(|l| {
+            l.quantities
+                .iter()
+                .find(|q| q.name == "available")
+                .map_or(0, |q| q.quantity)
+        })
     }
 }
 
@@ -397,7 +401,11 @@ pub(crate) struct LineCounts {
 /// and refunds) — except in a cancelled order, whose lines keep their ordered quantity so the
 /// ledger can release exactly what it reserved. Lines that end at 0 units in a live order are
 /// left out, as are lines without a SKU (custom items).
-pub(crate) fn order(node: &OrderNode, lines: &[LineNode], counts: &mut LineCounts) -> Result<ChannelOrder, String> {
+pub(crate) fn order(
+    node: &OrderNode,
+    lines: &[LineNode],
+    counts: &mut LineCounts,
+) -> Result<ChannelOrder, String> {
     let status = order_status(
         node.cancelled_at.is_some(),
         node.display_financial_status.as_deref(),
@@ -476,19 +484,34 @@ mod tests {
             orders_search(1_777_000_000_999),
             "updated_at:>='2026-04-24T03:06:40Z' status:any"
         );
-        assert_eq!(orders_search(-5), "updated_at:>='1970-01-01T00:00:00Z' status:any");
+        assert_eq!(
+            orders_search(-5),
+            "updated_at:>='1970-01-01T00:00:00Z' status:any"
+        );
     }
 
     #[test]
     fn statuses_map() {
         use OrderStatus::*;
-        assert_eq!(order_status(true, Some("PAID"), Some("UNFULFILLED")), Cancelled);
+        assert_eq!(
+            order_status(true, Some("PAID"), Some("UNFULFILLED")),
+            Cancelled
+        );
         assert_eq!(order_status(false, Some("PAID"), Some("UNFULFILLED")), Paid);
         assert_eq!(order_status(false, Some("AUTHORIZED"), None), Paid);
         assert_eq!(order_status(false, Some("PENDING"), None), Pending);
-        assert_eq!(order_status(false, Some("PAID"), Some("FULFILLED")), Shipped);
-        assert_eq!(order_status(false, Some("REFUNDED"), Some("FULFILLED")), Returned);
-        assert_eq!(order_status(false, Some("REFUNDED"), Some("UNFULFILLED")), Cancelled);
+        assert_eq!(
+            order_status(false, Some("PAID"), Some("FULFILLED")),
+            Shipped
+        );
+        assert_eq!(
+            order_status(false, Some("REFUNDED"), Some("FULFILLED")),
+            Returned
+        );
+        assert_eq!(
+            order_status(false, Some("REFUNDED"), Some("UNFULFILLED")),
+            Cancelled
+        );
         assert_eq!(order_status(false, Some("VOIDED"), None), Cancelled);
         assert_eq!(order_status(false, None, None), Pending);
     }
@@ -497,17 +520,28 @@ mod tests {
     fn field_paths_name_items() {
         let e = UserError {
             code: Some("CHANGE_FROM_QUANTITY_STALE".into()),
-            field: Some(vec!["input".into(), "quantities".into(), "3".into(), "changeFromQuantity".into()]),
+            field: Some(vec![
+                "input".into(),
+                "quantities".into(),
+                "3".into(),
+                "changeFromQuantity".into(),
+            ]),
             message: "stale".into(),
         };
         assert_eq!(e.index_in("quantities"), Some(3));
         assert_eq!(e.index_in("variants"), None);
-        assert!(e.describe().starts_with("[CHANGE_FROM_QUANTITY_STALE] stale"));
+        assert!(
+            e.describe()
+                .starts_with("[CHANGE_FROM_QUANTITY_STALE] stale")
+        );
     }
 
     #[test]
     fn order_tokens_round_trip() {
-        assert_eq!(parse_orders_token(&orders_token(5, "abc:d")), Some((5, "abc:d".into())));
+        assert_eq!(
+            parse_orders_token(&orders_token(5, "abc:d")),
+            Some((5, "abc:d".into()))
+        );
         assert_eq!(parse_orders_token("x:y"), None);
         assert_eq!(parse_orders_token("5:"), None);
     }

@@ -229,10 +229,16 @@ impl Connector for ShopifyConnector {
         let s = &self.counters;
         for (name, value) in [
             ("variant_lookups", s.lookups.load(Ordering::Relaxed)),
-            ("inventory_activations", s.activations.load(Ordering::Relaxed)),
+            (
+                "inventory_activations",
+                s.activations.load(Ordering::Relaxed),
+            ),
             ("stale_replans", s.stale_replans.load(Ordering::Relaxed)),
             ("items_rejected", s.items_rejected.load(Ordering::Relaxed)),
-            ("order_lines_without_sku", s.order_lines_without_sku.load(Ordering::Relaxed)),
+            (
+                "order_lines_without_sku",
+                s.order_lines_without_sku.load(Ordering::Relaxed),
+            ),
             ("token_invalidations", tokens.invalidations),
             ("cost_waits", c.cost_waits.load(Ordering::Relaxed)),
             ("cost_wait_ms", c.cost_wait_ms.load(Ordering::Relaxed)),

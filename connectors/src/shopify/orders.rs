@@ -51,7 +51,10 @@ impl ShopifyConnector {
             .client
             .execute(&SHOP, json!({"locationId": self.config.location_id}))
             .await?;
-        let name = data.pointer("/shop/name").and_then(Value::as_str).unwrap_or("?");
+        let name = data
+            .pointer("/shop/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
         if let Some(c) = data
             .pointer("/shop/currencyCode")
             .and_then(Value::as_str)
@@ -64,7 +67,10 @@ impl ShopifyConnector {
             return Err(ConnectorError::Permanent {
                 status: Some(200),
                 code: Some("LOCATION_NOT_FOUND".into()),
-                message: format!("location {} does not exist in this shop", self.config.location_id),
+                message: format!(
+                    "location {} does not exist in this shop",
+                    self.config.location_id
+                ),
             });
         };
         if location.get("isActive").and_then(Value::as_bool) == Some(false) {
@@ -85,7 +91,11 @@ impl ShopifyConnector {
         })
     }
 
-    pub(crate) async fn orders_page(&self, since_ms: i64, page: Option<&str>) -> Result<OrdersPage, ConnectorError> {
+    pub(crate) async fn orders_page(
+        &self,
+        since_ms: i64,
+        page: Option<&str>,
+    ) -> Result<OrdersPage, ConnectorError> {
         let (since, cursor) = match page {
             Some(t) => mapping::parse_orders_token(t)
                 .map(|(s, c)| (s, Some(c)))
@@ -104,8 +114,9 @@ impl ShopifyConnector {
                        "lines": LINES_PAGE}),
             )
             .await?;
-        let page: Page<OrderNode> = serde_json::from_value(data.get("orders").cloned().unwrap_or(Value::Null))
-            .map_err(|e| malformed("orders", e))?;
+        let page: Page<OrderNode> =
+            serde_json::from_value(data.get("orders").cloned().unwrap_or(Value::Null))
+                .map_err(|e| malformed("orders", e))?;
         let mut orders = Vec::with_capacity(page.nodes.len());
         let mut counts = mapping::LineCounts::default();
         for node in &page.nodes {
@@ -113,7 +124,9 @@ impl ShopifyConnector {
             if let Some(after) = node.line_items.next() {
                 lines.extend(self.more_lines(&node.id, after).await?);
             }
-            orders.push(mapping::order(node, &lines, &mut counts).map_err(|e| malformed("order", e))?);
+            orders.push(
+                mapping::order(node, &lines, &mut counts).map_err(|e| malformed("order", e))?,
+            );
         }
         self.counters
             .order_lines_without_sku
@@ -124,15 +137,24 @@ impl ShopifyConnector {
         })
     }
 
-    async fn more_lines(&self, order_id: &str, mut after: String) -> Result<Vec<LineNode>, ConnectorError> {
+    async fn more_lines(
+        &self,
+        order_id: &str,
+        mut after: String,
+    ) -> Result<Vec<LineNode>, ConnectorError> {
         let mut out = Vec::new();
         for _ in 0..MAX_LINE_PAGES {
             let data = self
                 .client
-                .execute(&ORDER_LINES, json!({"id": order_id, "after": after, "first": MORE_LINES_PAGE}))
+                .execute(
+                    &ORDER_LINES,
+                    json!({"id": order_id, "after": after, "first": MORE_LINES_PAGE}),
+                )
                 .await?;
             let page: Page<LineNode> = serde_json::from_value(
-                data.pointer("/order/lineItems").cloned().unwrap_or(Value::Null),
+                data.pointer("/order/lineItems")
+                    .cloned()
+                    .unwrap_or(Value::Null),
             )
             .map_err(|e| malformed("order lineItems", e))?;
             out.extend(page.nodes.iter().cloned());
@@ -141,10 +163,16 @@ impl ShopifyConnector {
                 None => return Ok(out),
             }
         }
-        Err(malformed("order lineItems", format!("more than {} pages", MAX_LINE_PAGES)))
+        Err(malformed(
+            "order lineItems",
+            format!("more than {} pages", MAX_LINE_PAGES),
+        ))
     }
 
-    pub(crate) async fn snapshot(&self, page: Option<&str>) -> Result<SnapshotPage, ConnectorError> {
+    pub(crate) async fn snapshot(
+        &self,
+        page: Option<&str>,
+    ) -> Result<SnapshotPage, ConnectorError> {
         let currency = self.currency().await?;
         let data = self
             .client
@@ -153,10 +181,9 @@ impl ShopifyConnector {
                 json!({"first": SNAPSHOT_PAGE, "after": page, "locationId": self.config.location_id}),
             )
             .await?;
-        let page: Page<VariantNode> = serde_json::from_value(
-            data.get("productVariants").cloned().unwrap_or(Value::Null),
-        )
-        .map_err(|e| malformed("productVariants", e))?;
+        let page: Page<VariantNode> =
+            serde_json::from_value(data.get("productVariants").cloned().unwrap_or(Value::Null))
+                .map_err(|e| malformed("productVariants", e))?;
         let mut items = Vec::new();
         for node in &page.nodes {
             let Some((sku_text, r)) = VariantRef::from_node(node) else {
@@ -173,8 +200,13 @@ impl ShopifyConnector {
             items.push(RemoteItem {
                 sku,
                 external_id: Some(r.variant_id.clone()),
-                quantity: r.available.map(|q| u32::try_from(q.max(0)).unwrap_or(u32::MAX)),
-                price: node.price.as_deref().and_then(|p| Money::parse(p, currency).ok()),
+                quantity: r
+                    .available
+                    .map(|q| u32::try_from(q.max(0)).unwrap_or(u32::MAX)),
+                price: node
+                    .price
+                    .as_deref()
+                    .and_then(|p| Money::parse(p, currency).ok()),
             });
         }
         Ok(SnapshotPage {

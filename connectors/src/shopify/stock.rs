@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 
 use super::ShopifyConnector;
 use super::client::idempotency_key;
-use super::mapping::{self, ItemNode, LOOKUP, LOOKUP_CHUNK, Page, READ_LEVELS, SET_QUANTITIES, VariantNode};
+use super::mapping::{
+    self, ItemNode, LOOKUP, LOOKUP_CHUNK, Page, READ_LEVELS, SET_QUANTITIES, VariantNode,
+};
 use crate::error::ConnectorError;
 use crate::model::{ItemOutcome, StockUpdate};
 
@@ -82,10 +84,15 @@ impl ShopifyConnector {
 
     /// Looks `skus` up (all of them, cache or not) and caches what Shopify knows; SKUs Shopify
     /// does not know are dropped from the cache.
-    pub(crate) async fn lookup(&self, skus: &[&str]) -> Result<HashMap<String, VariantRef>, ConnectorError> {
+    pub(crate) async fn lookup(
+        &self,
+        skus: &[&str],
+    ) -> Result<HashMap<String, VariantRef>, ConnectorError> {
         let mut found = HashMap::new();
         for chunk in skus.chunks(LOOKUP_CHUNK) {
-            self.counters.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.counters
+                .lookups
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let data = self
                 .client
                 .execute(
@@ -94,10 +101,9 @@ impl ShopifyConnector {
                            "locationId": self.config.location_id}),
                 )
                 .await?;
-            let page: Page<VariantNode> = serde_json::from_value(
-                data.get("productVariants").cloned().unwrap_or(Value::Null),
-            )
-            .map_err(|e| malformed("productVariants", e))?;
+            let page: Page<VariantNode> =
+                serde_json::from_value(data.get("productVariants").cloned().unwrap_or(Value::Null))
+                    .map_err(|e| malformed("productVariants", e))?;
             for node in &page.nodes {
                 if let Some((sku, r)) = VariantRef::from_node(node)
                     && chunk.contains(&sku.as_str())
@@ -116,7 +122,10 @@ impl ShopifyConnector {
     }
 
     /// Cached refs, with the misses looked up.
-    pub(crate) async fn resolve(&self, skus: &[&str]) -> Result<HashMap<String, VariantRef>, ConnectorError> {
+    pub(crate) async fn resolve(
+        &self,
+        skus: &[&str],
+    ) -> Result<HashMap<String, VariantRef>, ConnectorError> {
         let mut out = HashMap::new();
         let mut misses = Vec::new();
         for sku in skus {
@@ -145,9 +154,16 @@ impl ShopifyConnector {
             let ids: Vec<&str> = chunk.iter().map(|(_, id)| id.as_str()).collect();
             let data = self
                 .client
-                .execute(&READ_LEVELS, json!({"ids": ids, "locationId": self.config.location_id}))
+                .execute(
+                    &READ_LEVELS,
+                    json!({"ids": ids, "locationId": self.config.location_id}),
+                )
                 .await?;
-            let nodes = data.get("nodes").and_then(Value::as_array).cloned().unwrap_or_default();
+            let nodes = data
+                .get("nodes")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             for (sku, id) in chunk {
                 let node = nodes
                     .iter()
@@ -167,8 +183,14 @@ impl ShopifyConnector {
     }
 
     /// `inventoryActivate` at the location; `Err(message)` for a userError.
-    async fn activate(&self, sku: &str, r: &VariantRef) -> Result<Result<(), String>, ConnectorError> {
-        self.counters.activations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    async fn activate(
+        &self,
+        sku: &str,
+        r: &VariantRef,
+    ) -> Result<Result<(), String>, ConnectorError> {
+        self.counters
+            .activations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let data = self
             .client
             .execute(
@@ -176,8 +198,12 @@ impl ShopifyConnector {
                 json!({"inventoryItemId": r.inventory_item_id, "locationId": self.config.location_id}),
             )
             .await?;
-        let payload = data.get("inventoryActivate").cloned().unwrap_or(Value::Null);
-        let errors = mapping::user_errors(&payload).map_err(|e| malformed("inventoryActivate", e))?;
+        let payload = data
+            .get("inventoryActivate")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let errors =
+            mapping::user_errors(&payload).map_err(|e| malformed("inventoryActivate", e))?;
         if let Some(e) = errors.first() {
             return Ok(Err(e.describe()));
         }
@@ -186,7 +212,10 @@ impl ShopifyConnector {
             .filter(|l| !l.is_null())
             .and_then(|l| serde_json::from_value(l.clone()).ok());
         let available = level.map_or(0, |l| {
-            l.quantities.iter().find(|q| q.name == "available").map_or(0, |q| q.quantity)
+            l.quantities
+                .iter()
+                .find(|q| q.name == "available")
+                .map_or(0, |q| q.quantity)
         });
         self.set_cached_available(sku, Some(available));
         Ok(Ok(()))
@@ -194,7 +223,10 @@ impl ShopifyConnector {
 
     /// Sets `available` for each item (absolute), with compare-and-set and re-plans. Items with
     /// the same SKU in one call: the last one wins, the earlier ones share its outcome.
-    pub(crate) async fn set_stock(&self, items: &[StockUpdate]) -> Result<Vec<ItemOutcome>, ConnectorError> {
+    pub(crate) async fn set_stock(
+        &self,
+        items: &[StockUpdate],
+    ) -> Result<Vec<ItemOutcome>, ConnectorError> {
         let mut outcomes: Vec<Option<ItemOutcome>> = vec![None; items.len()];
         // The last index per SKU.
         let mut last: BTreeMap<&str, usize> = BTreeMap::new();
@@ -255,11 +287,15 @@ impl ShopifyConnector {
                 "idempotencyKey": idempotency_key(),
             });
             let data = self.client.execute(&SET_QUANTITIES, vars).await?;
-            let payload = data.get("inventorySetQuantities").cloned().unwrap_or(Value::Null);
+            let payload = data
+                .get("inventorySetQuantities")
+                .cloned()
+                .unwrap_or(Value::Null);
             if payload.is_null() {
                 return Err(malformed("inventorySetQuantities", "no payload"));
             }
-            let errors = mapping::user_errors(&payload).map_err(|e| malformed("inventorySetQuantities", e))?;
+            let errors = mapping::user_errors(&payload)
+                .map_err(|e| malformed("inventorySetQuantities", e))?;
             if errors.is_empty() {
                 for (i, r) in ready {
                     let sku = items[i].sku.as_str();
@@ -274,11 +310,16 @@ impl ShopifyConnector {
             let mut failed = vec![false; ready.len()];
             for e in &errors {
                 let Some(k) = e.index_in("quantities").filter(|k| *k < ready.len()) else {
-                    self.counters.items_rejected.fetch_add(ready.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    self.counters
+                        .items_rejected
+                        .fetch_add(ready.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     return Err(ConnectorError::Permanent {
                         status: Some(200),
                         code: e.code.clone(),
-                        message: format!("inventorySetQuantities refused the request: {}", e.describe()),
+                        message: format!(
+                            "inventorySetQuantities refused the request: {}",
+                            e.describe()
+                        ),
                     });
                 };
                 let i = ready[k].0;
@@ -290,12 +331,16 @@ impl ShopifyConnector {
                         // Deleted meanwhile: look the SKU up again in the next plan.
                         self.forget(&sku);
                         if self.lookup(&[sku.as_str()]).await?.is_empty() {
-                            outcomes[i] = Some(ItemOutcome::NotListed { error: e.describe() });
+                            outcomes[i] = Some(ItemOutcome::NotListed {
+                                error: e.describe(),
+                            });
                             failed[k] = true;
                         }
                     }
                     _ => {
-                        self.counters.items_rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.counters
+                            .items_rejected
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         outcomes[i] = Some(ItemOutcome::Rejected {
                             code: e.code.clone(),
                             error: e.describe(),
@@ -305,8 +350,13 @@ impl ShopifyConnector {
                 }
             }
             if !stale.is_empty() {
-                self.counters.stale_replans.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::debug!(items = stale.len(), "Shopify quantities changed meanwhile; re-reading and re-planning.");
+                self.counters
+                    .stale_replans
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(
+                    items = stale.len(),
+                    "Shopify quantities changed meanwhile; re-reading and re-planning."
+                );
                 self.reread(&stale).await?;
             }
             pending = ready
@@ -318,7 +368,9 @@ impl ShopifyConnector {
         }
         for i in pending {
             outcomes[i] = Some(ItemOutcome::Retry {
-                error: format!("the quantity kept changing at Shopify during {MAX_PLANS} attempts (CHANGE_FROM_QUANTITY_STALE)"),
+                error: format!(
+                    "the quantity kept changing at Shopify during {MAX_PLANS} attempts (CHANGE_FROM_QUANTITY_STALE)"
+                ),
             });
         }
         // Earlier duplicates share the outcome of their SKU's last item.
@@ -330,9 +382,12 @@ impl ShopifyConnector {
             .iter()
             .enumerate()
             .map(|(i, it)| {
-                outcomes[i].clone().or_else(|| by_sku.get(it.sku.as_str()).cloned()).unwrap_or(ItemOutcome::Retry {
-                    error: "not attempted".into(),
-                })
+                outcomes[i]
+                    .clone()
+                    .or_else(|| by_sku.get(it.sku.as_str()).cloned())
+                    .unwrap_or(ItemOutcome::Retry {
+                        error: "not attempted".into(),
+                    })
             })
             .collect())
     }

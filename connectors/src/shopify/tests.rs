@@ -63,7 +63,8 @@ async fn start_with(opts: ShopifyOptions, client_credentials: bool) -> Harness {
     })
     .await
     .expect("sandbox starts");
-    let conn = ShopifyConnector::new(config_for(&sandbox, client_credentials)).expect("connector builds");
+    let conn =
+        ShopifyConnector::new(config_for(&sandbox, client_credentials)).expect("connector builds");
     Harness { sandbox, conn }
 }
 
@@ -125,11 +126,18 @@ async fn listings_are_created_with_product_set_and_grouped_variants_share_a_prod
     let mut blue = listing("SHIRT-BLUE", 2, "21.00");
     blue.group_id = Some("SHIRT".into());
     blue.options = vec![("Colour".into(), "Blue".into())];
-    let out = h.conn.push_listings(&[listing("MUG", 7, "9.50"), red, blue]).await.unwrap();
+    let out = h
+        .conn
+        .push_listings(&[listing("MUG", 7, "9.50"), red, blue])
+        .await
+        .unwrap();
     assert!(out.iter().all(applied), "{out:?}");
     let shop = h.shop();
     assert_eq!(shop.current_quantity("MUG"), Some(7));
-    assert_eq!(shop.current_price("SHIRT-BLUE"), Some(omnistock_sandbox::Money::new("21.00", "USD")));
+    assert_eq!(
+        shop.current_price("SHIRT-BLUE"),
+        Some(omnistock_sandbox::Money::new("21.00", "USD"))
+    );
     let r = shop.listing("SHIRT-RED").unwrap();
     let b = shop.listing("SHIRT-BLUE").unwrap();
     assert_eq!(r.product_id, b.product_id);
@@ -145,14 +153,21 @@ async fn listings_are_created_with_product_set_and_grouped_variants_share_a_prod
     assert_eq!(shop.current_quantity("SHIRT-RED"), Some(9));
     assert_eq!(shop.current_quantity("SHIRT-BLUE"), Some(2));
     assert_eq!(shop.listing("SHIRT-BLUE").unwrap().product_variants, 2);
-    assert_eq!(shop.current_price("SHIRT-RED"), Some(omnistock_sandbox::Money::new("18.00", "USD")));
+    assert_eq!(
+        shop.current_price("SHIRT-RED"),
+        Some(omnistock_sandbox::Money::new("18.00", "USD"))
+    );
     assert_eq!(shop.request_count("productSet"), 3);
 }
 
 #[tokio::test]
 async fn listing_user_errors_reject_only_their_items() {
     let h = start_with(seeded(&[("TAKEN", 1)]), false).await;
-    h.shop().faults().add(FaultRule::new("shopify", "productSet", FaultKind::reject_skus(["BAD"], 1, "SKU blocked")));
+    h.shop().faults().add(FaultRule::new(
+        "shopify",
+        "productSet",
+        FaultKind::reject_skus(["BAD"], 1, "SKU blocked"),
+    ));
     let mut no_title = listing("NOTITLE", 1, "1.00");
     no_title.title = " ".into();
     let mut eur = listing("EUR", 1, "1.00");
@@ -163,11 +178,27 @@ async fn listing_user_errors_reject_only_their_items() {
     let mut good = listing("GOOD", 1, "1.00");
     good.group_id = Some("G".into());
     good.options = vec![("Size".into(), "M".into())];
-    let out = h.conn.push_listings(&[no_title, eur, bad, good]).await.unwrap();
-    assert!(matches!(&out[0], ItemOutcome::Rejected { code: Some(c), .. } if c == "INVALID_PRODUCT"), "{out:?}");
-    assert!(matches!(&out[1], ItemOutcome::Rejected { code: Some(c), .. } if c == "CURRENCY"), "{out:?}");
-    assert!(matches!(&out[2], ItemOutcome::Rejected { error, .. } if error.contains("SKU blocked")), "{out:?}");
-    assert!(applied(&out[3]), "the group is sent again without the refused variant: {out:?}");
+    let out = h
+        .conn
+        .push_listings(&[no_title, eur, bad, good])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], ItemOutcome::Rejected { code: Some(c), .. } if c == "INVALID_PRODUCT"),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&out[1], ItemOutcome::Rejected { code: Some(c), .. } if c == "CURRENCY"),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&out[2], ItemOutcome::Rejected { error, .. } if error.contains("SKU blocked")),
+        "{out:?}"
+    );
+    assert!(
+        applied(&out[3]),
+        "the group is sent again without the refused variant: {out:?}"
+    );
     assert_eq!(h.shop().current_quantity("GOOD"), Some(1));
     assert_eq!(h.shop().current_quantity("BAD"), None);
 }
@@ -176,7 +207,11 @@ async fn listing_user_errors_reject_only_their_items() {
 async fn stock_is_set_with_change_from_quantity_and_stale_values_are_replanned() {
     let h = start_with(seeded(&[("A", 5), ("B", 1)]), false).await;
     let shop = h.shop();
-    let out = h.conn.push_stock(&[stock("A", 8), stock("B", 0), stock("NOPE", 3)]).await.unwrap();
+    let out = h
+        .conn
+        .push_stock(&[stock("A", 8), stock("B", 0), stock("NOPE", 3)])
+        .await
+        .unwrap();
     assert!(applied(&out[0]) && applied(&out[1]), "{out:?}");
     assert!(matches!(out[2], ItemOutcome::NotListed { .. }), "{out:?}");
     assert_eq!(shop.current_quantity("A"), Some(8));
@@ -184,16 +219,29 @@ async fn stock_is_set_with_change_from_quantity_and_stale_values_are_replanned()
     // A sale meanwhile: the connector's changeFromQuantity (8) is stale; it re-reads and sets
     // the daemon's value anyway.
     shop.set_quantity_out_of_band("A", 6).unwrap();
-    let out = h.conn.push_stock(&[stock("A", 3), stock("B", 2)]).await.unwrap();
+    let out = h
+        .conn
+        .push_stock(&[stock("A", 3), stock("B", 2)])
+        .await
+        .unwrap();
     assert!(out.iter().all(applied), "{out:?}");
     assert_eq!(shop.current_quantity("A"), Some(3));
     assert_eq!(shop.current_quantity("B"), Some(2));
     assert_eq!(shop.request_count("inventorySetQuantities"), 3);
     assert_eq!(shop.request_count("nodes"), 1);
-    assert_eq!(shop.request_count("productVariants"), 1, "the cache served the second push");
+    assert_eq!(
+        shop.request_count("productVariants"),
+        1,
+        "the cache served the second push"
+    );
     assert_eq!(h.conn.stats().extra["stale_replans"], 1);
     // No write ever applied a stale plan: A went 5 → 8 → 3, B 1 → 0 → 2.
-    let a: Vec<Option<u32>> = shop.writes().iter().filter(|w| w.sku == "A").map(|w| w.quantity).collect();
+    let a: Vec<Option<u32>> = shop
+        .writes()
+        .iter()
+        .filter(|w| w.sku == "A")
+        .map(|w| w.quantity)
+        .collect();
     assert_eq!(a, vec![Some(8), Some(3)]);
 }
 
@@ -203,7 +251,11 @@ async fn a_quantity_that_keeps_changing_ends_as_retry() {
     h.conn.push_stock(&[stock("A", 5)]).await.unwrap();
     // Every set is preceded by a drift (a fault cannot do that; drive the plans one by one).
     h.shop().set_quantity_out_of_band("A", 1).unwrap();
-    h.shop().faults().add(FaultRule::new("shopify", "nodes", FaultKind::latency(Duration::from_millis(1))));
+    h.shop().faults().add(FaultRule::new(
+        "shopify",
+        "nodes",
+        FaultKind::latency(Duration::from_millis(1)),
+    ));
     let shop = h.shop();
     let drifter = tokio::spawn(async move {
         for q in 0..200u32 {
@@ -214,7 +266,8 @@ async fn a_quantity_that_keeps_changing_ends_as_retry() {
     let out = h.conn.push_stock(&[stock("A", 7)]).await.unwrap();
     drifter.abort();
     assert!(
-        matches!(&out[0], ItemOutcome::Retry { error } if error.contains("CHANGE_FROM_QUANTITY_STALE")) || applied(&out[0]),
+        matches!(&out[0], ItemOutcome::Retry { error } if error.contains("CHANGE_FROM_QUANTITY_STALE"))
+            || applied(&out[0]),
         "{out:?}"
     );
     assert!(h.shop().request_count("inventorySetQuantities") <= 1 + MAX_PLANS as u64);
@@ -227,10 +280,21 @@ async fn items_not_stocked_are_activated_then_set_and_user_errors_reject_per_ite
     u.stocked = false;
     opts.listings.push(u);
     let h = start_with(opts, false).await;
-    h.shop().faults().add(FaultRule::new("shopify", "inventorySetQuantities", FaultKind::reject_skus(["BAD"], 1, "not mutable")));
-    let out = h.conn.push_stock(&[stock("UNSTOCKED", 4), stock("BAD", 2), stock("OK", 3)]).await.unwrap();
+    h.shop().faults().add(FaultRule::new(
+        "shopify",
+        "inventorySetQuantities",
+        FaultKind::reject_skus(["BAD"], 1, "not mutable"),
+    ));
+    let out = h
+        .conn
+        .push_stock(&[stock("UNSTOCKED", 4), stock("BAD", 2), stock("OK", 3)])
+        .await
+        .unwrap();
     assert!(applied(&out[0]), "{out:?}");
-    assert!(matches!(&out[1], ItemOutcome::Rejected { code: Some(c), .. } if c == "NON_MUTABLE_INVENTORY_ITEM"), "{out:?}");
+    assert!(
+        matches!(&out[1], ItemOutcome::Rejected { code: Some(c), .. } if c == "NON_MUTABLE_INVENTORY_ITEM"),
+        "{out:?}"
+    );
     assert!(applied(&out[2]), "{out:?}");
     assert_eq!(h.shop().current_quantity("UNSTOCKED"), Some(4));
     assert_eq!(h.shop().current_quantity("OK"), Some(3));
@@ -249,21 +313,45 @@ async fn a_lost_answer_is_resent_with_the_same_idempotency_key_and_applied_once(
     let h = start_with(seeded(&[("A", 5)]), false).await;
     h.conn.push_stock(&[stock("A", 5)]).await.unwrap();
     h.shop().faults().add(
-        FaultRule::new("shopify", "inventorySetQuantities", FaultKind::DropConnection { after_processing: true }).times(1),
+        FaultRule::new(
+            "shopify",
+            "inventorySetQuantities",
+            FaultKind::DropConnection {
+                after_processing: true,
+            },
+        )
+        .times(1),
     );
     let out = h.conn.push_stock(&[stock("A", 9)]).await.unwrap();
     assert!(applied(&out[0]), "{out:?}");
     assert_eq!(h.shop().current_quantity("A"), Some(9));
-    let writes: Vec<_> = h.shop().writes().into_iter().filter(|w| w.sku == "A").collect();
-    assert_eq!(writes.len(), 2, "one write for 5, one for 9 — the resend was a replay");
+    let writes: Vec<_> = h
+        .shop()
+        .writes()
+        .into_iter()
+        .filter(|w| w.sku == "A")
+        .collect();
+    assert_eq!(
+        writes.len(),
+        2,
+        "one write for 5, one for 9 — the resend was a replay"
+    );
     assert_eq!(h.shop().request_count("inventorySetQuantities"), 3);
 }
 
 #[tokio::test]
 async fn hostile_skus_cannot_widen_the_search() {
     let h = start_with(seeded(&[("A", 5)]), false).await;
-    let out = h.conn.push_stock(&[stock(r#"Z" OR sku:"A"#, 0), stock(r"\", 0)]).await.unwrap();
-    assert!(out.iter().all(|o| matches!(o, ItemOutcome::NotListed { .. })), "{out:?}");
+    let out = h
+        .conn
+        .push_stock(&[stock(r#"Z" OR sku:"A"#, 0), stock(r"\", 0)])
+        .await
+        .unwrap();
+    assert!(
+        out.iter()
+            .all(|o| matches!(o, ItemOutcome::NotListed { .. })),
+        "{out:?}"
+    );
     assert_eq!(h.shop().current_quantity("A"), Some(5));
 }
 
@@ -302,7 +390,10 @@ async fn a_long_throttle_is_reported_as_rate_limited() {
     let e = h.conn.push_stock(&[stock("A", 2)]).await.unwrap_err();
     assert_eq!(e.class(), ErrorClass::RateLimited);
     let wait = e.retry_after().unwrap();
-    assert!(wait > MAX_INLINE_WAIT && wait <= Duration::from_secs(21), "{wait:?}");
+    assert!(
+        wait > MAX_INLINE_WAIT && wait <= Duration::from_secs(21),
+        "{wait:?}"
+    );
 }
 
 #[tokio::test]
@@ -337,9 +428,15 @@ async fn client_credentials_tokens_are_fetched_and_refreshed_once_after_a_401() 
     assert_eq!(h.conn.stats().token_refreshes, 2);
     // Wrong secret: Auth, without retry loops.
     let mut c = config_for(&h.sandbox, true);
-    c.auth = ShopifyAuth::ClientCredentials { client_id: "sandbox-client-id".into(), client_secret: Secret::new("nope") };
+    c.auth = ShopifyAuth::ClientCredentials {
+        client_id: "sandbox-client-id".into(),
+        client_secret: Secret::new("nope"),
+    };
     let bad = ShopifyConnector::new(c).unwrap();
-    assert_eq!(bad.healthcheck().await.unwrap_err().class(), ErrorClass::Auth);
+    assert_eq!(
+        bad.healthcheck().await.unwrap_err().class(),
+        ErrorClass::Auth
+    );
     let mut c = config_for(&h.sandbox, false);
     c.auth = ShopifyAuth::AccessToken(Secret::new("shpat_wrong"));
     let bad = ShopifyConnector::new(c).unwrap();
@@ -355,7 +452,10 @@ async fn orders_are_paged_by_update_time_with_statuses_mapped() {
     let since = chrono::Utc::now().timestamp_millis() - 2_000;
     let mut ids = Vec::new();
     for i in 0..30 {
-        ids.push(shop.place_order(&[SandboxLine::new("A", 1 + i % 2), SandboxLine::new("B", 1)]).unwrap());
+        ids.push(
+            shop.place_order(&[SandboxLine::new("A", 1 + i % 2), SandboxLine::new("B", 1)])
+                .unwrap(),
+        );
     }
     tokio::time::sleep(Duration::from_millis(5)).await;
     shop.cancel_order(&ids[0]).unwrap();
@@ -371,7 +471,10 @@ async fn orders_are_paged_by_update_time_with_statuses_mapped() {
     let cancelled = all.iter().find(|o| o.external_id == ids[0]).unwrap();
     assert_eq!(cancelled.status, OrderStatus::Cancelled);
     assert_eq!(cancelled.lines.len(), 2);
-    assert_eq!(cancelled.lines[0].quantity, 1, "a cancelled order keeps what was ordered");
+    assert_eq!(
+        cancelled.lines[0].quantity, 1,
+        "a cancelled order keeps what was ordered"
+    );
     let shipped = all.iter().find(|o| o.external_id == ids[1]).unwrap();
     assert_eq!(shipped.status, OrderStatus::Shipped);
     assert_eq!(shipped.lines[0].quantity, 2);
@@ -381,22 +484,38 @@ async fn orders_are_paged_by_update_time_with_statuses_mapped() {
     assert!(paid.lines[0].line_id.starts_with("gid://shopify/LineItem/"));
     // Updated last: the cancelled and fulfilled ones end the sequence.
     assert_eq!(p2.orders.last().unwrap().external_id, ids[1]);
-    let later = h.conn.fetch_orders(chrono::Utc::now().timestamp_millis() + 60_000, None).await.unwrap();
+    let later = h
+        .conn
+        .fetch_orders(chrono::Utc::now().timestamp_millis() + 60_000, None)
+        .await
+        .unwrap();
     assert!(later.orders.is_empty());
-    assert!(h.conn.fetch_orders(0, Some("garbage".into())).await.is_err());
+    assert!(
+        h.conn
+            .fetch_orders(0, Some("garbage".into()))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
 async fn snapshots_page_through_active_variants_and_delist_drafts_or_zeroes() {
     let skus: Vec<String> = (0..130).map(|i| format!("S{i:03}")).collect();
     let opts = ShopifyOptions {
-        listings: skus.iter().enumerate().map(|(i, s)| ShopifySeedListing::new(s, i as u32, "2.50")).collect(),
+        listings: skus
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ShopifySeedListing::new(s, i as u32, "2.50"))
+            .collect(),
         ..ShopifyOptions::unlimited()
     };
     let h = start_with(opts, false).await;
     // Delist S000 (one-variant product → DRAFT).
     let out = h.conn.delist(&[sku("S000"), sku("GONE")]).await.unwrap();
-    assert!(out.iter().all(|o| matches!(o, ItemOutcome::Applied { .. })), "{out:?}");
+    assert!(
+        out.iter().all(|o| matches!(o, ItemOutcome::Applied { .. })),
+        "{out:?}"
+    );
     assert_eq!(h.shop().listing("S000").unwrap().status, "DRAFT");
     assert_eq!(h.shop().current_quantity("S000"), Some(0));
     let p1 = h.conn.snapshot_page(None).await.unwrap();
@@ -408,7 +527,11 @@ async fn snapshots_page_through_active_variants_and_delist_drafts_or_zeroes() {
     assert_eq!(s5.quantity, Some(5));
     assert_eq!(s5.price, Some(usd("2.50")));
     // Relisting: productSet sets ACTIVE again on the same product.
-    let out = h.conn.push_listings(&[listing("S000", 3, "2.50")]).await.unwrap();
+    let out = h
+        .conn
+        .push_listings(&[listing("S000", 3, "2.50")])
+        .await
+        .unwrap();
     assert!(applied(&out[0]));
     assert_eq!(h.shop().listing("S000").unwrap().status, "ACTIVE");
     assert_eq!(h.shop().current_quantity("S000"), Some(3));
@@ -431,7 +554,12 @@ async fn malformed_oversized_and_hostile_answers_are_clean_errors() {
     let h = start_with(seeded(&[("A", 5)]), false).await;
     let faults = h.shop().faults();
     let fault = |kind: FaultKind| FaultRule::new("shopify", "shop", kind).times(1);
-    let body_fault = |status: u16, body: String| fault(FaultKind::ServerError { status, body: Some(body) });
+    let body_fault = |status: u16, body: String| {
+        fault(FaultKind::ServerError {
+            status,
+            body: Some(body),
+        })
+    };
     let cases: Vec<(FaultRule, ErrorClass)> = vec![
         (fault(FaultKind::MalformedBody), ErrorClass::Transient),
         (fault(FaultKind::server_error(503)), ErrorClass::Transient),
@@ -449,7 +577,10 @@ async fn malformed_oversized_and_hostile_answers_are_clean_errors() {
         ),
     ];
     for (rule, class) in cases {
-        let what = format!("{:?}", rule.kind).chars().take(120).collect::<String>();
+        let what = format!("{:?}", rule.kind)
+            .chars()
+            .take(120)
+            .collect::<String>();
         faults.clear();
         faults.add(rule);
         // Throttled: every retry meets the same fault until it is spent; make it last.
@@ -473,16 +604,29 @@ const NEWER_THAN_SCHEMA: [&str; 2] = ["@idempotent", "InventoryQuantityInput.cha
 
 fn schema() -> Option<Value> {
     use std::io::Read as _;
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/contracts/specs/shopify/admin_schema_2025-01.json.gz");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/contracts/specs/shopify/admin_schema_2025-01.json.gz"
+    );
     let path = std::path::Path::new(path);
     let Ok(file) = std::fs::File::open(path) else {
-        eprintln!("skipping the Shopify contract check: {} is absent", path.display());
+        eprintln!(
+            "skipping the Shopify contract check: {} is absent",
+            path.display()
+        );
         return None;
     };
     let mut text = String::new();
-    flate2::read::GzDecoder::new(file).read_to_string(&mut text).ok()?;
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut text)
+        .ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
-    Some(v.pointer("/data/__schema").or(v.get("__schema")).cloned().unwrap_or(v))
+    Some(
+        v.pointer("/data/__schema")
+            .or(v.get("__schema"))
+            .cloned()
+            .unwrap_or(v),
+    )
 }
 
 struct Schema {
@@ -504,27 +648,49 @@ impl Schema {
     fn load() -> Option<Schema> {
         let s = schema()?;
         Some(Schema {
-            types: s["types"].as_array()?.iter().map(|t| (t["name"].as_str().unwrap_or("").to_owned(), t.clone())).collect(),
+            types: s["types"]
+                .as_array()?
+                .iter()
+                .map(|t| (t["name"].as_str().unwrap_or("").to_owned(), t.clone()))
+                .collect(),
             query: s["queryType"]["name"].as_str()?.to_owned(),
             mutation: s["mutationType"]["name"].as_str()?.to_owned(),
-            directives: s["directives"].as_array()?.iter().filter_map(|d| d["name"].as_str().map(str::to_owned)).collect(),
+            directives: s["directives"]
+                .as_array()?
+                .iter()
+                .filter_map(|d| d["name"].as_str().map(str::to_owned))
+                .collect(),
         })
     }
 
     fn field(&self, ty: &str, name: &str) -> Option<&Value> {
         let t = self.types.get(ty)?;
-        let in_fields = t["fields"].as_array().and_then(|fs| fs.iter().find(|f| f["name"] == name));
+        let in_fields = t["fields"]
+            .as_array()
+            .and_then(|fs| fs.iter().find(|f| f["name"] == name));
         in_fields.or_else(|| {
             // Interfaces and unions: a field of any possible type.
-            t["possibleTypes"].as_array()?.iter().find_map(|p| self.field(p["name"].as_str()?, name))
+            t["possibleTypes"]
+                .as_array()?
+                .iter()
+                .find_map(|p| self.field(p["name"].as_str()?, name))
         })
     }
 
-    fn check_selections(&self, ty: &str, sels: &[omnistock_sandbox::shopify::graphql::Selection], path: &str, problems: &mut Vec<String>) {
+    fn check_selections(
+        &self,
+        ty: &str,
+        sels: &[omnistock_sandbox::shopify::graphql::Selection],
+        path: &str,
+        problems: &mut Vec<String>,
+    ) {
         use omnistock_sandbox::shopify::graphql::Selection;
         for s in sels {
             match s {
-                Selection::InlineFragment { type_condition, selections } => {
+                Selection::InlineFragment {
+                    type_condition,
+                    selections,
+                } => {
                     let t = type_condition.clone().unwrap_or_else(|| ty.to_owned());
                     if !self.types.contains_key(&t) {
                         problems.push(format!("{path}: unknown type {t}"));
@@ -542,13 +708,18 @@ impl Schema {
                         continue;
                     };
                     for (arg, _) in &f.arguments {
-                        if !def["args"].as_array().is_some_and(|a| a.iter().any(|x| x["name"] == *arg)) {
+                        if !def["args"]
+                            .as_array()
+                            .is_some_and(|a| a.iter().any(|x| x["name"] == *arg))
+                        {
                             problems.push(format!("{p}: no argument {arg}"));
                         }
                     }
                     for d in &f.directives {
                         let key = format!("@{}", d.name);
-                        if !self.directives.contains(&d.name) && !NEWER_THAN_SCHEMA.contains(&key.as_str()) {
+                        if !self.directives.contains(&d.name)
+                            && !NEWER_THAN_SCHEMA.contains(&key.as_str())
+                        {
                             problems.push(format!("{p}: unknown directive {key}"));
                         }
                     }
@@ -573,16 +744,26 @@ impl Schema {
             Value::Object(m) if t["kind"] == "INPUT_OBJECT" => {
                 for (k, val) in m {
                     let key = format!("{ty}.{k}");
-                    let def = t["inputFields"].as_array().and_then(|fs| fs.iter().find(|f| f["name"] == *k));
+                    let def = t["inputFields"]
+                        .as_array()
+                        .and_then(|fs| fs.iter().find(|f| f["name"] == *k));
                     match def {
-                        Some(d) => self.check_input(&named(&d["type"]), val, &format!("{path}.{k}"), problems),
+                        Some(d) => self.check_input(
+                            &named(&d["type"]),
+                            val,
+                            &format!("{path}.{k}"),
+                            problems,
+                        ),
                         None if NEWER_THAN_SCHEMA.contains(&key.as_str()) => {}
                         None => problems.push(format!("{path}: no input field {key}")),
                     }
                 }
             }
             Value::String(s) if t["kind"] == "ENUM" => {
-                if !t["enumValues"].as_array().is_some_and(|e| e.iter().any(|x| x["name"] == *s)) {
+                if !t["enumValues"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|x| x["name"] == *s))
+                {
                     problems.push(format!("{path}: {s:?} is not a {ty}"));
                 }
             }
@@ -595,7 +776,11 @@ fn variable_type(op: &omnistock_sandbox::shopify::graphql::Operation, name: &str
     op.variables
         .iter()
         .find(|v| v.name == name)
-        .map(|v| v.type_text.trim_matches(|c| matches!(c, '[' | ']' | '!')).to_owned())
+        .map(|v| {
+            v.type_text
+                .trim_matches(|c| matches!(c, '[' | ']' | '!'))
+                .to_owned()
+        })
         .unwrap_or_default()
 }
 
@@ -614,7 +799,10 @@ fn every_document_matches_the_2025_01_schema() {
         for v in &op.variables {
             let t = variable_type(&op, &v.name);
             if !schema.types.contains_key(&t) {
-                problems.push(format!("{}: variable ${} has unknown type {t}", doc.name, v.name));
+                problems.push(format!(
+                    "{}: variable ${} has unknown type {t}",
+                    doc.name, v.name
+                ));
             }
         }
     }
@@ -628,10 +816,22 @@ async fn the_variables_the_connector_sends_match_the_2025_01_input_types() {
     let h = start_with(seeded(&[("A", 5)]), false).await;
     let mut problems = Vec::new();
     let captured = vec![
-        (mapping::PRODUCT_SET, "input", h.conn.debug_product_input(&listing("X", 1, "1.00"))),
-        (mapping::SET_QUANTITIES, "input", json!({"name": "available", "reason": "correction", "referenceDocumentUri": "omnistock://sync/1",
-            "quantities": [{"inventoryItemId": "gid://shopify/InventoryItem/1", "locationId": "gid://shopify/Location/1", "quantity": 1, "changeFromQuantity": 0}]})),
-        (mapping::PRODUCT_UPDATE, "product", json!({"id": "gid://shopify/Product/1", "status": "DRAFT"})),
+        (
+            mapping::PRODUCT_SET,
+            "input",
+            h.conn.debug_product_input(&listing("X", 1, "1.00")),
+        ),
+        (
+            mapping::SET_QUANTITIES,
+            "input",
+            json!({"name": "available", "reason": "correction", "referenceDocumentUri": "omnistock://sync/1",
+            "quantities": [{"inventoryItemId": "gid://shopify/InventoryItem/1", "locationId": "gid://shopify/Location/1", "quantity": 1, "changeFromQuantity": 0}]}),
+        ),
+        (
+            mapping::PRODUCT_UPDATE,
+            "product",
+            json!({"id": "gid://shopify/Product/1", "status": "DRAFT"}),
+        ),
     ];
     for (doc, var, value) in captured {
         let op = parse(doc.query).unwrap();

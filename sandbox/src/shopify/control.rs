@@ -36,7 +36,10 @@ pub(crate) fn router(shop: ShopifyHandle) -> Router {
             "/credentials",
             get(|State(s): State<ShopifyHandle>| async move { Json(s.credentials()) }),
         )
-        .route("/listings", post(seed_listing).get(|State(s): State<ShopifyHandle>| async move { Json(s.skus()) }))
+        .route(
+            "/listings",
+            post(seed_listing).get(|State(s): State<ShopifyHandle>| async move { Json(s.skus()) }),
+        )
         .route("/listings/{sku}", get(get_listing))
         .route("/listings/{sku}/quantity", put(set_quantity))
         .route("/orders", post(place_order).get(list_orders))
@@ -48,8 +51,14 @@ pub(crate) fn router(shop: ShopifyHandle) -> Router {
             "/webhook/counts",
             get(|State(s): State<ShopifyHandle>| async move { Json(s.webhook_counts()) }),
         )
-        .route("/writes", get(|State(s): State<ShopifyHandle>| async move { Json(s.writes()) }))
-        .route("/requests", get(|State(s): State<ShopifyHandle>| async move { Json(s.requests()) }))
+        .route(
+            "/writes",
+            get(|State(s): State<ShopifyHandle>| async move { Json(s.writes()) }),
+        )
+        .route(
+            "/requests",
+            get(|State(s): State<ShopifyHandle>| async move { Json(s.requests()) }),
+        )
         .route("/stats", get(stats))
         .route("/cost", put(set_cost))
         .route("/throttle_status", put(set_throttle_status))
@@ -112,7 +121,11 @@ async fn place_order(
 }
 
 async fn list_orders(State(shop): State<ShopifyHandle>) -> Response {
-    let orders: Vec<_> = shop.order_ids().iter().filter_map(|id| shop.order(id)).collect();
+    let orders: Vec<_> = shop
+        .order_ids()
+        .iter()
+        .filter_map(|id| shop.order(id))
+        .collect();
     Json(orders).into_response()
 }
 

@@ -336,11 +336,7 @@ impl Exec<'_> {
 
     fn query_root(&mut self, f: &Field) -> Result<Value, GqlError> {
         let st = &*self.st;
-        let id_arg = |kind: &str| {
-            self.arg(f, "id")
-                .as_str()
-                .and_then(|s| parse_gid(kind, s))
-        };
+        let id_arg = |kind: &str| self.arg(f, "id").as_str().and_then(|s| parse_gid(kind, s));
         Ok(match f.name.as_str() {
             "shop" => json!({
                 "__typename": "Shop",
@@ -375,10 +371,17 @@ impl Exec<'_> {
                 if ids.len() > MAX_INPUT_ARRAY {
                     return Err(GqlError::new(
                         "MAX_INPUT_SIZE_EXCEEDED",
-                        format!("The input array size of {} is greater than the maximum allowed of {MAX_INPUT_ARRAY}.", ids.len()),
+                        format!(
+                            "The input array size of {} is greater than the maximum allowed of {MAX_INPUT_ARRAY}.",
+                            ids.len()
+                        ),
                     ));
                 }
-                Value::Array(ids.iter().map(|id| st.node(id.as_str().unwrap_or(""))).collect())
+                Value::Array(
+                    ids.iter()
+                        .map(|id| st.node(id.as_str().unwrap_or("")))
+                        .collect(),
+                )
             }
             "productVariants" => {
                 let search = self.arg(f, "query");
@@ -448,7 +451,12 @@ impl Exec<'_> {
         }
     }
 
-    fn input_object(&self, f: &Field, name: &str, ty: &str) -> Result<Map<String, Value>, GqlError> {
+    fn input_object(
+        &self,
+        f: &Field,
+        name: &str,
+        ty: &str,
+    ) -> Result<Map<String, Value>, GqlError> {
         match self.arg(f, name) {
             Value::Object(m) => Ok(m),
             _ => Err(GqlError::new(
@@ -495,7 +503,11 @@ impl Exec<'_> {
         if (creating && title.as_deref().is_none_or(|t| t.trim().is_empty()))
             || title.as_deref().is_some_and(|t| t.trim().is_empty())
         {
-            errors.push(user_error(&["input", "title"], "Title can't be blank", "INVALID_PRODUCT"));
+            errors.push(user_error(
+                &["input", "title"],
+                "Title can't be blank",
+                "INVALID_PRODUCT",
+            ));
         }
         if title.as_deref().is_some_and(|t| t.chars().count() > 255) {
             errors.push(user_error(
@@ -509,7 +521,11 @@ impl Exec<'_> {
             .as_deref()
             .is_some_and(|s| !matches!(s, "ACTIVE" | "DRAFT" | "ARCHIVED"))
         {
-            errors.push(user_error(&["input", "status"], "Status is invalid", "INVALID_INPUT"));
+            errors.push(user_error(
+                &["input", "status"],
+                "Status is invalid",
+                "INVALID_INPUT",
+            ));
         }
         // Options.
         let mut options: Option<Vec<(String, Vec<String>)>> = None;
@@ -527,17 +543,33 @@ impl Exec<'_> {
                     .map(str::to_owned)
                     .collect();
                 if name.is_empty() {
-                    errors.push(user_error(&["input", "productOptions", &idx, "name"], "Option name can't be blank", "INVALID_INPUT"));
+                    errors.push(user_error(
+                        &["input", "productOptions", &idx, "name"],
+                        "Option name can't be blank",
+                        "INVALID_INPUT",
+                    ));
                 } else if out.iter().any(|(n, _): &(String, Vec<String>)| n == name) {
-                    errors.push(user_error(&["input", "productOptions", &idx, "name"], "Duplicated option name.", "DUPLICATED_OPTION_NAME"));
+                    errors.push(user_error(
+                        &["input", "productOptions", &idx, "name"],
+                        "Duplicated option name.",
+                        "DUPLICATED_OPTION_NAME",
+                    ));
                 }
                 if values.is_empty() {
-                    errors.push(user_error(&["input", "productOptions", &idx, "values"], "Option values can't be blank", "OPTION_VALUES_MISSING"));
+                    errors.push(user_error(
+                        &["input", "productOptions", &idx, "values"],
+                        "Option values can't be blank",
+                        "OPTION_VALUES_MISSING",
+                    ));
                 }
                 out.push((name.to_owned(), values));
             }
             if out.len() > 3 {
-                errors.push(user_error(&["input", "productOptions"], "Can only specify a maximum of 3 options", "OPTIONS_OVER_LIMIT"));
+                errors.push(user_error(
+                    &["input", "productOptions"],
+                    "Can only specify a maximum of 3 options",
+                    "OPTIONS_OVER_LIMIT",
+                ));
             }
             options = Some(out);
         }
@@ -548,10 +580,18 @@ impl Exec<'_> {
             .map(|v| v.as_array().cloned().unwrap_or_default());
         if let Some(vs) = &variants_in {
             if vs.len() > 2048 {
-                errors.push(user_error(&["input", "variants"], "Too many variants", "VARIANTS_OVER_LIMIT"));
+                errors.push(user_error(
+                    &["input", "variants"],
+                    "Too many variants",
+                    "VARIANTS_OVER_LIMIT",
+                ));
             }
             if !vs.is_empty() && options.is_none() && creating {
-                errors.push(user_error(&["input", "productOptions"], "Product options input is required when updating variants", "PRODUCT_OPTIONS_INPUT_MISSING"));
+                errors.push(user_error(
+                    &["input", "productOptions"],
+                    "Product options input is required when updating variants",
+                    "PRODUCT_OPTIONS_INPUT_MISSING",
+                ));
             }
             let opts_now: Vec<(String, Vec<String>)> = options.clone().unwrap_or_else(|| {
                 existing
@@ -562,7 +602,9 @@ impl Exec<'_> {
             let mut seen_skus: Vec<String> = Vec::new();
             for (i, v) in vs.iter().enumerate() {
                 let idx = i.to_string();
-                let at = |k: &'static str| -> Vec<String> { vec!["input".into(), "variants".into(), idx.clone(), k.into()] };
+                let at = |k: &'static str| -> Vec<String> {
+                    vec!["input".into(), "variants".into(), idx.clone(), k.into()]
+                };
                 let push = |errors: &mut Vec<Value>, k: &'static str, m: String, c: &str| {
                     errors.push(json!({"field": at(k), "message": m, "code": c}));
                 };
@@ -573,60 +615,116 @@ impl Exec<'_> {
                         .and_then(|id| self.st.variants.get(&id))
                         .is_some_and(|var| Some(var.product_id) == existing);
                     if !ok {
-                        push(&mut errors, "id", "Product variant does not exist".into(), "PRODUCT_VARIANT_DOES_NOT_EXIST");
+                        push(
+                            &mut errors,
+                            "id",
+                            "Product variant does not exist".into(),
+                            "PRODUCT_VARIANT_DOES_NOT_EXIST",
+                        );
                     }
                 }
                 match v.get("optionValues").and_then(Value::as_array) {
-                    None => push(&mut errors, "optionValues", "Option values are required".into(), "OPTION_VALUES_MISSING"),
+                    None => push(
+                        &mut errors,
+                        "optionValues",
+                        "Option values are required".into(),
+                        "OPTION_VALUES_MISSING",
+                    ),
                     Some(ovs) => {
                         for ov in ovs {
                             let on = ov.get("optionName").and_then(Value::as_str).unwrap_or("");
                             let val = ov.get("name").and_then(Value::as_str).unwrap_or("");
                             match opts_now.iter().find(|(n, _)| n == on) {
-                                None => push(&mut errors, "optionValues", format!("Option does not exist: {on:?}"), "OPTION_DOES_NOT_EXIST"),
-                                Some((_, vals)) if !vals.iter().any(|x| x == val) => push(&mut errors, "optionValues", format!("Option value does not exist: {val:?}"), "OPTION_VALUE_DOES_NOT_EXIST"),
+                                None => push(
+                                    &mut errors,
+                                    "optionValues",
+                                    format!("Option does not exist: {on:?}"),
+                                    "OPTION_DOES_NOT_EXIST",
+                                ),
+                                Some((_, vals)) if !vals.iter().any(|x| x == val) => push(
+                                    &mut errors,
+                                    "optionValues",
+                                    format!("Option value does not exist: {val:?}"),
+                                    "OPTION_VALUE_DOES_NOT_EXIST",
+                                ),
                                 Some(_) => {}
                             }
                         }
                     }
                 }
                 if let Some(p) = v.get("price").filter(|p| !p.is_null()) {
-                    let text = p.as_str().map(str::to_owned).or_else(|| p.as_f64().map(|f| f.to_string()));
+                    let text = p
+                        .as_str()
+                        .map(str::to_owned)
+                        .or_else(|| p.as_f64().map(|f| f.to_string()));
                     if text.as_deref().and_then(cents).is_none() {
-                        push(&mut errors, "price", "Price is invalid".into(), "INVALID_VARIANT");
+                        push(
+                            &mut errors,
+                            "price",
+                            "Price is invalid".into(),
+                            "INVALID_VARIANT",
+                        );
                     }
                 }
                 let sku = v
                     .get("sku")
                     .and_then(Value::as_str)
-                    .or_else(|| v.get("inventoryItem").and_then(|i| i.get("sku")).and_then(Value::as_str))
+                    .or_else(|| {
+                        v.get("inventoryItem")
+                            .and_then(|i| i.get("sku"))
+                            .and_then(Value::as_str)
+                    })
                     .unwrap_or("")
                     .to_owned();
                 if !sku.is_empty() {
                     if sku.chars().count() > 255 {
-                        push(&mut errors, "sku", "SKU is too long (maximum is 255 characters)".into(), "INVALID_VARIANT");
+                        push(
+                            &mut errors,
+                            "sku",
+                            "SKU is too long (maximum is 255 characters)".into(),
+                            "INVALID_VARIANT",
+                        );
                     }
-                    let this_id = v.get("id").and_then(Value::as_str).and_then(|s| parse_gid("ProductVariant", s));
+                    let this_id = v
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .and_then(|s| parse_gid("ProductVariant", s));
                     let taken = self.st.variants.values().any(|o| {
                         o.sku == sku && Some(o.product_id) != existing && Some(o.id) != this_id
                     });
                     if seen_skus.contains(&sku) || taken {
-                        push(&mut errors, "sku", format!("SKU {sku:?} is already used by another variant"), "DUPLICATED_VALUE");
+                        push(
+                            &mut errors,
+                            "sku",
+                            format!("SKU {sku:?} is already used by another variant"),
+                            "DUPLICATED_VALUE",
+                        );
                     }
                     seen_skus.push(sku.clone());
                     if let Some(m) = self.rejected("productSet", &sku) {
                         push(&mut errors, "sku", m, "INVALID_VARIANT");
                     }
                 }
-                for (j, q) in v.get("inventoryQuantities").and_then(Value::as_array).into_iter().flatten().enumerate() {
-                    let loc = q.get("locationId").and_then(Value::as_str).and_then(|s| parse_gid("Location", s));
+                for (j, q) in v
+                    .get("inventoryQuantities")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    let loc = q
+                        .get("locationId")
+                        .and_then(Value::as_str)
+                        .and_then(|s| parse_gid("Location", s));
                     let name = q.get("name").and_then(Value::as_str).unwrap_or("");
                     let qty = q.get("quantity").and_then(Value::as_i64);
                     if loc.is_none_or(|l| !self.st.locations.contains_key(&l)) {
                         errors.push(json!({"field": ["input", "variants", idx, "inventoryQuantities", j.to_string(), "locationId"],
                                            "message": "Location does not exist", "code": "INVALID_INPUT"}));
                     }
-                    if !matches!(name, "available" | "on_hand") || qty.is_none_or(|q| !(0..=MAX_QUANTITY).contains(&q)) {
+                    if !matches!(name, "available" | "on_hand")
+                        || qty.is_none_or(|q| !(0..=MAX_QUANTITY).contains(&q))
+                    {
                         errors.push(json!({"field": ["input", "variants", idx, "inventoryQuantities", j.to_string()],
                                            "message": "Inventory quantity is invalid", "code": "INVALID_INPUT"}));
                     }
@@ -660,7 +758,11 @@ impl Exec<'_> {
             }
         };
         {
-            let p = self.st.products.get_mut(&pid).expect("product just ensured");
+            let p = self
+                .st
+                .products
+                .get_mut(&pid)
+                .expect("product just ensured");
             if let Some(t) = title {
                 p.title = t;
             }
@@ -687,38 +789,60 @@ impl Exec<'_> {
             let old: Vec<u64> = self.st.products[&pid].variant_ids.clone();
             let mut kept = Vec::new();
             for v in &vs {
-                let vid = match v.get("id").and_then(Value::as_str).and_then(|s| parse_gid("ProductVariant", s)) {
+                let vid = match v
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .and_then(|s| parse_gid("ProductVariant", s))
+                {
                     Some(id) => id,
                     None => {
                         let id = self.st.id();
                         let item_id = self.st.id();
-                        self.st.items.insert(item_id, InventoryItem {
-                            id: item_id,
-                            variant_id: id,
-                            tracked: true,
-                            levels: Default::default(),
-                            updated: now,
-                        });
-                        self.st.variants.insert(id, Variant {
+                        self.st.items.insert(
+                            item_id,
+                            InventoryItem {
+                                id: item_id,
+                                variant_id: id,
+                                tracked: true,
+                                levels: Default::default(),
+                                updated: now,
+                            },
+                        );
+                        self.st.variants.insert(
                             id,
-                            product_id: pid,
-                            sku: String::new(),
-                            price: 0,
-                            barcode: None,
-                            options: Vec::new(),
-                            inventory_item_id: item_id,
-                            created: now,
-                            updated: now,
-                        });
+                            Variant {
+                                id,
+                                product_id: pid,
+                                sku: String::new(),
+                                price: 0,
+                                barcode: None,
+                                options: Vec::new(),
+                                inventory_item_id: item_id,
+                                created: now,
+                                updated: now,
+                            },
+                        );
                         id
                     }
                 };
                 kept.push(vid);
                 let var = self.st.variants.get_mut(&vid).expect("variant exists");
-                if let Some(s) = v.get("sku").and_then(Value::as_str).or_else(|| v.get("inventoryItem").and_then(|i| i.get("sku")).and_then(Value::as_str)) {
+                if let Some(s) = v.get("sku").and_then(Value::as_str).or_else(|| {
+                    v.get("inventoryItem")
+                        .and_then(|i| i.get("sku"))
+                        .and_then(Value::as_str)
+                }) {
                     var.sku = s.to_owned();
                 }
-                if let Some(p) = v.get("price").and_then(|p| p.as_str().map(str::to_owned).or_else(|| p.as_f64().map(|f| f.to_string()))).and_then(|t| cents(&t)) {
+                if let Some(p) = v
+                    .get("price")
+                    .and_then(|p| {
+                        p.as_str()
+                            .map(str::to_owned)
+                            .or_else(|| p.as_f64().map(|f| f.to_string()))
+                    })
+                    .and_then(|t| cents(&t))
+                {
                     var.price = p;
                 }
                 if let Some(b) = v.get("barcode") {
@@ -727,34 +851,59 @@ impl Exec<'_> {
                 if let Some(ovs) = v.get("optionValues").and_then(Value::as_array) {
                     var.options = ovs
                         .iter()
-                        .map(|o| (o.get("optionName").and_then(Value::as_str).unwrap_or("").to_owned(),
-                                  o.get("name").and_then(Value::as_str).unwrap_or("").to_owned()))
+                        .map(|o| {
+                            (
+                                o.get("optionName")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("")
+                                    .to_owned(),
+                                o.get("name")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("")
+                                    .to_owned(),
+                            )
+                        })
                         .filter(|(n, _)| n != "Title")
                         .collect();
                 }
                 var.updated = now;
                 let (item_id, sku, price) = (var.inventory_item_id, var.sku.clone(), var.price);
-                if let Some(t) = v.get("inventoryItem").and_then(|i| i.get("tracked")).and_then(Value::as_bool)
+                if let Some(t) = v
+                    .get("inventoryItem")
+                    .and_then(|i| i.get("tracked"))
+                    .and_then(Value::as_bool)
                     && let Some(item) = self.st.items.get_mut(&item_id)
                 {
                     item.tracked = t;
                 }
                 let mut quantity = None;
-                for q in v.get("inventoryQuantities").and_then(Value::as_array).into_iter().flatten() {
-                    let loc = q.get("locationId").and_then(Value::as_str).and_then(|s| parse_gid("Location", s)).unwrap_or(0);
+                for q in v
+                    .get("inventoryQuantities")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let loc = q
+                        .get("locationId")
+                        .and_then(Value::as_str)
+                        .and_then(|s| parse_gid("Location", s))
+                        .unwrap_or(0);
                     let qty = q.get("quantity").and_then(Value::as_i64).unwrap_or(0);
                     self.st.set_available(item_id, loc, qty, now);
                     quantity = u32::try_from(qty).ok();
                 }
                 if !sku.is_empty() {
-                    self.recorder.write(self.marketplace, NewWrite {
-                        operation: "productSet",
-                        sku,
-                        listing_ref: Some(gid("ProductVariant", vid)),
-                        quantity,
-                        price: Some(Money::new(price_text(price), self.st.currency.clone())),
-                        ..NewWrite::default()
-                    });
+                    self.recorder.write(
+                        self.marketplace,
+                        NewWrite {
+                            operation: "productSet",
+                            sku,
+                            listing_ref: Some(gid("ProductVariant", vid)),
+                            quantity,
+                            price: Some(Money::new(price_text(price), self.st.currency.clone())),
+                            ..NewWrite::default()
+                        },
+                    );
                 }
             }
             for gone in old.iter().filter(|id| !kept.contains(id)) {
@@ -765,7 +914,9 @@ impl Exec<'_> {
             self.st.products.get_mut(&pid).expect("product").variant_ids = kept;
         }
         let p = &self.st.products[&pid];
-        Ok(json!({"product": self.st.product_json(p, true), "productSetOperation": null, "userErrors": []}))
+        Ok(
+            json!({"product": self.st.product_json(p, true), "productSetOperation": null, "userErrors": []}),
+        )
     }
 
     fn inventory_set_quantities(&mut self, f: &Field) -> Result<Value, GqlError> {
@@ -794,75 +945,168 @@ impl Exec<'_> {
                 "The idempotency key was already used with different parameters.",
             ));
         }
-        let quantities = input.get("quantities").and_then(Value::as_array).cloned().unwrap_or_default();
+        let quantities = input
+            .get("quantities")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if quantities.len() > MAX_INPUT_ARRAY {
             return Err(GqlError::new(
                 "MAX_INPUT_SIZE_EXCEEDED",
-                format!("The input array size of {} is greater than the maximum allowed of {MAX_INPUT_ARRAY}.", quantities.len()),
+                format!(
+                    "The input array size of {} is greater than the maximum allowed of {MAX_INPUT_ARRAY}.",
+                    quantities.len()
+                ),
             ));
         }
         let mut errors = Vec::new();
-        let name = input.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+        let name = input
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         if !matches!(name.as_str(), "available" | "on_hand") {
-            errors.push(user_error(&["input", "name"], "The quantity name must be either 'available' or 'on_hand'.", "INVALID_NAME"));
+            errors.push(user_error(
+                &["input", "name"],
+                "The quantity name must be either 'available' or 'on_hand'.",
+                "INVALID_NAME",
+            ));
         }
-        let reason = input.get("reason").and_then(Value::as_str).unwrap_or("").to_owned();
+        let reason = input
+            .get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         if !REASONS.contains(&reason.as_str()) {
-            errors.push(user_error(&["input", "reason"], "The specified reason is invalid.", "INVALID_REASON"));
+            errors.push(user_error(
+                &["input", "reason"],
+                "The specified reason is invalid.",
+                "INVALID_REASON",
+            ));
         }
-        let reference = input.get("referenceDocumentUri").and_then(Value::as_str).map(str::to_owned);
-        if reference.as_deref().is_some_and(|r| !r.contains(':') || r.len() > 255) {
-            errors.push(user_error(&["input", "referenceDocumentUri"], "The reference document URI is invalid.", "INVALID_REFERENCE_DOCUMENT"));
+        let reference = input
+            .get("referenceDocumentUri")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if reference
+            .as_deref()
+            .is_some_and(|r| !r.contains(':') || r.len() > 255)
+        {
+            errors.push(user_error(
+                &["input", "referenceDocumentUri"],
+                "The reference document URI is invalid.",
+                "INVALID_REFERENCE_DOCUMENT",
+            ));
         }
         let mut plan: Vec<(u64, u64, i64, i64, String)> = Vec::new();
         for (i, q) in quantities.iter().enumerate() {
             let idx = i.to_string();
-            let at = |k: &str| vec!["input".to_owned(), "quantities".to_owned(), idx.clone(), k.to_owned()];
-            let mut err = |k: &str, m: String, c: &str| errors.push(json!({"field": at(k), "message": m, "code": c}));
-            let item = q.get("inventoryItemId").and_then(Value::as_str).and_then(|s| parse_gid("InventoryItem", s)).filter(|id| self.st.items.contains_key(id));
-            let loc = q.get("locationId").and_then(Value::as_str).and_then(|s| parse_gid("Location", s)).filter(|id| self.st.locations.contains_key(id));
+            let at = |k: &str| {
+                vec![
+                    "input".to_owned(),
+                    "quantities".to_owned(),
+                    idx.clone(),
+                    k.to_owned(),
+                ]
+            };
+            let mut err = |k: &str, m: String, c: &str| {
+                errors.push(json!({"field": at(k), "message": m, "code": c}))
+            };
+            let item = q
+                .get("inventoryItemId")
+                .and_then(Value::as_str)
+                .and_then(|s| parse_gid("InventoryItem", s))
+                .filter(|id| self.st.items.contains_key(id));
+            let loc = q
+                .get("locationId")
+                .and_then(Value::as_str)
+                .and_then(|s| parse_gid("Location", s))
+                .filter(|id| self.st.locations.contains_key(id));
             let qty = q.get("quantity").and_then(Value::as_i64);
             let (Some(item), Some(loc)) = (item, loc) else {
                 if item.is_none() {
-                    err("inventoryItemId", "The specified inventory item could not be found.".into(), "INVALID_INVENTORY_ITEM");
+                    err(
+                        "inventoryItemId",
+                        "The specified inventory item could not be found.".into(),
+                        "INVALID_INVENTORY_ITEM",
+                    );
                 }
                 if loc.is_none() {
-                    err("locationId", "The specified location could not be found.".into(), "INVALID_LOCATION");
+                    err(
+                        "locationId",
+                        "The specified location could not be found.".into(),
+                        "INVALID_LOCATION",
+                    );
                 }
                 continue;
             };
             let Some(qty) = qty else {
-                err("quantity", "Quantity is required.".into(), "INVALID_QUANTITY_TOO_LOW");
+                err(
+                    "quantity",
+                    "Quantity is required.".into(),
+                    "INVALID_QUANTITY_TOO_LOW",
+                );
                 continue;
             };
             if qty < 0 {
-                err("quantity", "The quantity can't be negative.".into(), "INVALID_QUANTITY_NEGATIVE");
+                err(
+                    "quantity",
+                    "The quantity can't be negative.".into(),
+                    "INVALID_QUANTITY_NEGATIVE",
+                );
                 continue;
             }
             if qty > MAX_QUANTITY {
-                err("quantity", "The quantity can't be higher than 1,000,000,000.".into(), "INVALID_QUANTITY_TOO_HIGH");
+                err(
+                    "quantity",
+                    "The quantity can't be higher than 1,000,000,000.".into(),
+                    "INVALID_QUANTITY_TOO_HIGH",
+                );
                 continue;
             }
             if plan.iter().any(|p| p.0 == item && p.1 == loc) {
-                err("inventoryItemId", "The combination of inventoryItemId and locationId must be unique.".into(), "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR");
+                err(
+                    "inventoryItemId",
+                    "The combination of inventoryItemId and locationId must be unique.".into(),
+                    "NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR",
+                );
                 continue;
             }
             let inv = &self.st.items[&item];
-            let sku = self.st.variants.get(&inv.variant_id).map(|v| v.sku.clone()).unwrap_or_default();
+            let sku = self
+                .st
+                .variants
+                .get(&inv.variant_id)
+                .map(|v| v.sku.clone())
+                .unwrap_or_default();
             let Some(current) = inv.levels.get(&loc).copied() else {
-                err("locationId", "The item is not stocked at the location.".into(), "ITEM_NOT_STOCKED_AT_LOCATION");
+                err(
+                    "locationId",
+                    "The item is not stocked at the location.".into(),
+                    "ITEM_NOT_STOCKED_AT_LOCATION",
+                );
                 continue;
             };
             if strict {
                 match q.get("changeFromQuantity") {
                     None => {
-                        err("changeFromQuantity", "changeFromQuantity is required; pass null to skip the check.".into(), "CHANGE_FROM_QUANTITY_REQUIRED");
+                        err(
+                            "changeFromQuantity",
+                            "changeFromQuantity is required; pass null to skip the check.".into(),
+                            "CHANGE_FROM_QUANTITY_REQUIRED",
+                        );
                         continue;
                     }
                     Some(Value::Null) => {}
                     Some(v) => {
                         if v.as_i64() != Some(current) {
-                            err("changeFromQuantity", format!("The changeFromQuantity is stale: the current quantity is {current}."), "CHANGE_FROM_QUANTITY_STALE");
+                            err(
+                                "changeFromQuantity",
+                                format!(
+                                    "The changeFromQuantity is stale: the current quantity is {current}."
+                                ),
+                                "CHANGE_FROM_QUANTITY_STALE",
+                            );
                             continue;
                         }
                     }
@@ -879,14 +1123,17 @@ impl Exec<'_> {
             let mut changes = Vec::new();
             for (item, loc, qty, current, sku) in plan {
                 self.st.set_available(item, loc, qty, self.now);
-                self.recorder.write(self.marketplace, NewWrite {
-                    operation: "inventorySetQuantities",
-                    sku,
-                    listing_ref: Some(gid("InventoryItem", item)),
-                    quantity: u32::try_from(qty).ok(),
-                    batch_ref: Some(gid("InventoryAdjustmentGroup", group_id)),
-                    ..NewWrite::default()
-                });
+                self.recorder.write(
+                    self.marketplace,
+                    NewWrite {
+                        operation: "inventorySetQuantities",
+                        sku,
+                        listing_ref: Some(gid("InventoryItem", item)),
+                        quantity: u32::try_from(qty).ok(),
+                        batch_ref: Some(gid("InventoryAdjustmentGroup", group_id)),
+                        ..NewWrite::default()
+                    },
+                );
                 changes.push(json!({"__typename": "InventoryChange", "name": name, "delta": qty - current,
                     "quantityAfterChange": qty, "item": {"__typename": "InventoryItem", "id": gid("InventoryItem", item)},
                     "location": self.st.location_json(loc)}));
@@ -899,22 +1146,43 @@ impl Exec<'_> {
             json!({"inventoryAdjustmentGroup": null, "userErrors": errors})
         };
         if let Some(k) = key {
-            self.st.replays.insert(k, Replay { input: input_value, result: result.clone() });
+            self.st.replays.insert(
+                k,
+                Replay {
+                    input: input_value,
+                    result: result.clone(),
+                },
+            );
         }
         Ok(result)
     }
 
     fn inventory_activate(&mut self, f: &Field) -> Result<Value, GqlError> {
-        let item = self.arg(f, "inventoryItemId").as_str().and_then(|s| parse_gid("InventoryItem", s)).filter(|id| self.st.items.contains_key(id));
-        let loc = self.arg(f, "locationId").as_str().and_then(|s| parse_gid("Location", s)).filter(|id| self.st.locations.contains_key(id));
+        let item = self
+            .arg(f, "inventoryItemId")
+            .as_str()
+            .and_then(|s| parse_gid("InventoryItem", s))
+            .filter(|id| self.st.items.contains_key(id));
+        let loc = self
+            .arg(f, "locationId")
+            .as_str()
+            .and_then(|s| parse_gid("Location", s))
+            .filter(|id| self.st.locations.contains_key(id));
         let (Some(item), Some(loc)) = (item, loc) else {
-            let field = if item.is_none() { "inventoryItemId" } else { "locationId" };
-            return Ok(json!({"inventoryLevel": null, "userErrors": [{"field": [field], "message": "Not found"}]}));
+            let field = if item.is_none() {
+                "inventoryItemId"
+            } else {
+                "locationId"
+            };
+            return Ok(
+                json!({"inventoryLevel": null, "userErrors": [{"field": [field], "message": "Not found"}]}),
+            );
         };
         let available = self.arg(f, "available").as_i64();
         let current = self.st.items[&item].levels.get(&loc).copied();
         if current.is_none() {
-            self.st.set_available(item, loc, available.unwrap_or(0).max(0), self.now);
+            self.st
+                .set_available(item, loc, available.unwrap_or(0).max(0), self.now);
         }
         let inv = &self.st.items[&item];
         let q = inv.levels[&loc];
@@ -925,20 +1193,42 @@ impl Exec<'_> {
 
     fn product_update(&mut self, f: &Field) -> Result<Value, GqlError> {
         let input = self.input_object(f, "product", "ProductUpdateInput")?;
-        let Some(pid) = input.get("id").and_then(Value::as_str).and_then(|s| parse_gid("Product", s)).filter(|id| self.st.products.contains_key(id)) else {
-            return Ok(json!({"product": null, "userErrors": [{"field": ["id"], "message": "Product does not exist"}]}));
+        let Some(pid) = input
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| parse_gid("Product", s))
+            .filter(|id| self.st.products.contains_key(id))
+        else {
+            return Ok(
+                json!({"product": null, "userErrors": [{"field": ["id"], "message": "Product does not exist"}]}),
+            );
         };
         let status = input.get("status").and_then(Value::as_str);
         if status.is_some_and(|s| !matches!(s, "ACTIVE" | "DRAFT" | "ARCHIVED")) {
-            return Ok(json!({"product": null, "userErrors": [{"field": ["status"], "message": "Status is invalid"}]}));
+            return Ok(
+                json!({"product": null, "userErrors": [{"field": ["status"], "message": "Status is invalid"}]}),
+            );
         }
-        if input.get("title").and_then(Value::as_str).is_some_and(|t| t.trim().is_empty()) {
-            return Ok(json!({"product": null, "userErrors": [{"field": ["title"], "message": "Title can't be blank"}]}));
+        if input
+            .get("title")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Ok(
+                json!({"product": null, "userErrors": [{"field": ["title"], "message": "Title can't be blank"}]}),
+            );
         }
-        let skus: Vec<(u64, String)> = self.st.products[&pid].variant_ids.iter().filter_map(|v| self.st.variants.get(v)).map(|v| (v.id, v.sku.clone())).collect();
+        let skus: Vec<(u64, String)> = self.st.products[&pid]
+            .variant_ids
+            .iter()
+            .filter_map(|v| self.st.variants.get(v))
+            .map(|v| (v.id, v.sku.clone()))
+            .collect();
         for (_, sku) in &skus {
             if let Some(m) = self.rejected("productUpdate", sku) {
-                return Ok(json!({"product": null, "userErrors": [{"field": ["id"], "message": m}]}));
+                return Ok(
+                    json!({"product": null, "userErrors": [{"field": ["id"], "message": m}]}),
+                );
             }
         }
         let p = self.st.products.get_mut(&pid).expect("product");
@@ -956,33 +1246,48 @@ impl Exec<'_> {
         }
         p.updated = self.now;
         for (_, sku) in skus.into_iter().filter(|(_, s)| !s.is_empty()) {
-            self.recorder.write(self.marketplace, NewWrite {
-                operation: "productUpdate",
-                sku,
-                listing_ref: Some(gid("Product", pid)),
-                batch_ref: status.map(|s| format!("status={s}")),
-                ..NewWrite::default()
-            });
+            self.recorder.write(
+                self.marketplace,
+                NewWrite {
+                    operation: "productUpdate",
+                    sku,
+                    listing_ref: Some(gid("Product", pid)),
+                    batch_ref: status.map(|s| format!("status={s}")),
+                    ..NewWrite::default()
+                },
+            );
         }
-        Ok(json!({"product": self.st.product_json(&self.st.products[&pid], true), "userErrors": []}))
+        Ok(
+            json!({"product": self.st.product_json(&self.st.products[&pid], true), "userErrors": []}),
+        )
     }
 
     fn product_delete(&mut self, f: &Field) -> Result<Value, GqlError> {
         let input = self.input_object(f, "input", "ProductDeleteInput")?;
-        let Some(pid) = input.get("id").and_then(Value::as_str).and_then(|s| parse_gid("Product", s)).filter(|id| self.st.products.contains_key(id)) else {
-            return Ok(json!({"deletedProductId": null, "userErrors": [{"field": ["id"], "message": "Product does not exist"}]}));
+        let Some(pid) = input
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| parse_gid("Product", s))
+            .filter(|id| self.st.products.contains_key(id))
+        else {
+            return Ok(
+                json!({"deletedProductId": null, "userErrors": [{"field": ["id"], "message": "Product does not exist"}]}),
+            );
         };
         let p = self.st.products.remove(&pid).expect("product");
         for vid in p.variant_ids {
             if let Some(v) = self.st.variants.remove(&vid) {
                 self.st.items.remove(&v.inventory_item_id);
                 if !v.sku.is_empty() {
-                    self.recorder.write(self.marketplace, NewWrite {
-                        operation: "productDelete",
-                        sku: v.sku,
-                        listing_ref: Some(gid("Product", pid)),
-                        ..NewWrite::default()
-                    });
+                    self.recorder.write(
+                        self.marketplace,
+                        NewWrite {
+                            operation: "productDelete",
+                            sku: v.sku,
+                            listing_ref: Some(gid("Product", pid)),
+                            ..NewWrite::default()
+                        },
+                    );
                 }
             }
         }
@@ -994,19 +1299,35 @@ impl ShopState {
     /// Any node by GID (`nodes(ids:)`), `null` when unknown.
     fn node(&self, id: &str) -> Value {
         if let Some(n) = parse_gid("InventoryItem", id) {
-            return self.items.get(&n).map_or(Value::Null, |i| self.item_json(i));
+            return self
+                .items
+                .get(&n)
+                .map_or(Value::Null, |i| self.item_json(i));
         }
         if let Some(n) = parse_gid("ProductVariant", id) {
-            return self.variants.get(&n).map_or(Value::Null, |v| self.variant_json(v, true));
+            return self
+                .variants
+                .get(&n)
+                .map_or(Value::Null, |v| self.variant_json(v, true));
         }
         if let Some(n) = parse_gid("Product", id) {
-            return self.products.get(&n).map_or(Value::Null, |p| self.product_json(p, true));
+            return self
+                .products
+                .get(&n)
+                .map_or(Value::Null, |p| self.product_json(p, true));
         }
         if let Some(n) = parse_gid("Order", id) {
-            return self.orders.get(&n).map_or(Value::Null, |o| self.order_json(o));
+            return self
+                .orders
+                .get(&n)
+                .map_or(Value::Null, |o| self.order_json(o));
         }
         if let Some(n) = parse_gid("Location", id) {
-            return if self.locations.contains_key(&n) { self.location_json(n) } else { Value::Null };
+            return if self.locations.contains_key(&n) {
+                self.location_json(n)
+            } else {
+                Value::Null
+            };
         }
         Value::Null
     }
@@ -1029,7 +1350,9 @@ fn order_field(o: &super::state::Order, field: &str) -> Option<search::Field> {
         "status" => Some(search::Field::Status {
             cancelled: o.cancelled.is_some(),
         }),
-        "sku" => Some(search::Field::Texts(o.lines.iter().map(|l| l.sku.clone()).collect())),
+        "sku" => Some(search::Field::Texts(
+            o.lines.iter().map(|l| l.sku.clone()).collect(),
+        )),
         _ => None,
     }
 }
@@ -1060,7 +1383,10 @@ fn connection(
         None => 0,
         Some(c) => {
             let key = decode_cursor(c).ok_or_else(|| {
-                GqlError::new("INVALID_CURSOR", format!("Invalid cursor for current pagination sort: {c:?}"))
+                GqlError::new(
+                    "INVALID_CURSOR",
+                    format!("Invalid cursor for current pagination sort: {c:?}"),
+                )
             })?;
             items
                 .iter()
@@ -1207,7 +1533,9 @@ pub(crate) mod search {
 
     /// True when `q` is empty or one of its groups matches entirely.
     pub(crate) fn matches(q: &Query, field: impl Fn(&str) -> Option<Field>) -> bool {
-        q.is_empty() || q.iter().any(|g| g.iter().all(|t| term_matches(t, field(&t.field))))
+        q.is_empty()
+            || q.iter()
+                .any(|g| g.iter().all(|t| term_matches(t, field(&t.field))))
     }
 
     #[cfg(test)]
@@ -1216,7 +1544,9 @@ pub(crate) mod search {
 
         #[test]
         fn quoted_values_and_or_groups() {
-            let q = parse(r#"sku:"A B" OR sku:'it\'s' OR sku:plain updated_at:>='2026-01-01T00:00:00Z'"#);
+            let q = parse(
+                r#"sku:"A B" OR sku:'it\'s' OR sku:plain updated_at:>='2026-01-01T00:00:00Z'"#,
+            );
             assert_eq!(q.len(), 3);
             assert_eq!(q[0][0].value, "A B");
             assert_eq!(q[1][0].value, "it's");
@@ -1248,7 +1578,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip() {
-        assert_eq!(decode_cursor(&encode_cursor("0001:2")), Some("0001:2".into()));
+        assert_eq!(
+            decode_cursor(&encode_cursor("0001:2")),
+            Some("0001:2".into())
+        );
         assert_eq!(decode_cursor("%%%"), None);
     }
 }

@@ -605,7 +605,9 @@ mod tests {
         assert_eq!(f.response_key(), "set");
         let vars = json!({"input": {"name": "available"}});
         assert_eq!(f.arg("input", &vars), Some(json!({"name": "available"})));
-        let key = f.directive("idempotent").unwrap().arguments[0].1.resolve(&vars);
+        let key = f.directive("idempotent").unwrap().arguments[0]
+            .1
+            .resolve(&vars);
         assert_eq!(key, json!("k-1"));
     }
 
@@ -617,7 +619,10 @@ mod tests {
         )
         .unwrap();
         let roots = op.root_fields();
-        assert_eq!(roots[1].arg("sortKey", &json!({})), Some(json!("UPDATED_AT")));
+        assert_eq!(
+            roots[1].arg("sortKey", &json!({})),
+            Some(json!("UPDATED_AT"))
+        );
         assert_eq!(roots[1].arg("query", &json!({})), Some(json!("a:\"b\" é")));
         assert!(matches!(
             roots[0].selections[0],

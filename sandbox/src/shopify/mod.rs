@@ -320,7 +320,9 @@ static MARKET: Market = Market {
     name: MARKETPLACE,
     classify,
     system_error_body,
-    throttled_body: || r#"{"errors":"Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."}"#.to_owned(),
+    throttled_body: || {
+        r#"{"errors":"Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."}"#.to_owned()
+    },
 };
 
 fn system_error_body(status: StatusCode) -> String {
@@ -343,7 +345,10 @@ fn classify(m: &Method, path: &str) -> Option<Operation> {
 fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body.to_string(),
     )
         .into_response()
@@ -402,7 +407,10 @@ impl ShopifyHandle {
         };
         let token = Router::new()
             .route("/admin/oauth/access_token", post(token))
-            .route_layer(axum::middleware::from_fn_with_state(gate, crate::gate::gate))
+            .route_layer(axum::middleware::from_fn_with_state(
+                gate,
+                crate::gate::gate,
+            ))
             .with_state(self.inner.clone());
         Router::new()
             .route("/admin/api/{version}/graphql.json", post(graphql))
@@ -432,11 +440,17 @@ impl ShopifyHandle {
     /// Creates (or replaces the stock and price of) a one-variant ACTIVE product, as state that
     /// existed before the test: not logged as a write.
     pub fn seed_listing(&self, seed: ShopifySeedListing) -> Result<(), ControlError> {
-        if seed.sku.trim().is_empty() || seed.sku.chars().count() > 255 || seed.sku.chars().any(char::is_control) {
+        if seed.sku.trim().is_empty()
+            || seed.sku.chars().count() > 255
+            || seed.sku.chars().any(char::is_control)
+        {
             return Err(ControlError::Invalid(format!("invalid SKU {:?}", seed.sku)));
         }
         let Some(price) = state::cents(&seed.price) else {
-            return Err(ControlError::Invalid(format!("invalid price {:?}", seed.price)));
+            return Err(ControlError::Invalid(format!(
+                "invalid price {:?}",
+                seed.price
+            )));
         };
         let loc = self.inner.location_id;
         let now = self.inner.shared.clock.now();
@@ -458,39 +472,48 @@ impl ShopifyHandle {
         } else {
             seed.title.clone()
         };
-        st.products.insert(pid, Product {
-            id: pid,
-            title,
-            description_html: String::new(),
-            vendor: "Sandbox".into(),
-            status: "ACTIVE".into(),
-            options: vec![("Title".into(), vec!["Default Title".into()])],
-            variant_ids: vec![vid],
-            created: now,
-            updated: now,
-        });
-        st.variants.insert(vid, Variant {
-            id: vid,
-            product_id: pid,
-            sku: seed.sku.clone(),
-            price,
-            barcode: None,
-            options: Vec::new(),
-            inventory_item_id: iid,
-            created: now,
-            updated: now,
-        });
+        st.products.insert(
+            pid,
+            Product {
+                id: pid,
+                title,
+                description_html: String::new(),
+                vendor: "Sandbox".into(),
+                status: "ACTIVE".into(),
+                options: vec![("Title".into(), vec!["Default Title".into()])],
+                variant_ids: vec![vid],
+                created: now,
+                updated: now,
+            },
+        );
+        st.variants.insert(
+            vid,
+            Variant {
+                id: vid,
+                product_id: pid,
+                sku: seed.sku.clone(),
+                price,
+                barcode: None,
+                options: Vec::new(),
+                inventory_item_id: iid,
+                created: now,
+                updated: now,
+            },
+        );
         let mut levels = std::collections::BTreeMap::new();
         if seed.stocked {
             levels.insert(loc, i64::from(seed.quantity));
         }
-        st.items.insert(iid, InventoryItem {
-            id: iid,
-            variant_id: vid,
-            tracked: true,
-            levels,
-            updated: now,
-        });
+        st.items.insert(
+            iid,
+            InventoryItem {
+                id: iid,
+                variant_id: vid,
+                tracked: true,
+                levels,
+                updated: now,
+            },
+        );
         Ok(())
     }
 
@@ -530,8 +553,15 @@ impl ShopifyHandle {
         let st = lock(&self.inner.state);
         let v = st.variant_by_sku(sku)?;
         let q = st.available(sku, self.inner.location_id)?;
-        let active = st.products.get(&v.product_id).is_some_and(|p| p.status == "ACTIVE");
-        Some(if active { u32::try_from(q.max(0)).unwrap_or(u32::MAX) } else { 0 })
+        let active = st
+            .products
+            .get(&v.product_id)
+            .is_some_and(|p| p.status == "ACTIVE");
+        Some(if active {
+            u32::try_from(q.max(0)).unwrap_or(u32::MAX)
+        } else {
+            0
+        })
     }
 
     /// The variant's price.
@@ -578,7 +608,9 @@ impl ShopifyHandle {
     /// Returns the order's GID.
     pub fn place_order(&self, lines: &[OrderLine]) -> Result<String, ControlError> {
         if lines.is_empty() || lines.iter().any(|l| l.quantity == 0) {
-            return Err(ControlError::Invalid("an order needs lines with quantities".into()));
+            return Err(ControlError::Invalid(
+                "an order needs lines with quantities".into(),
+            ));
         }
         let loc = self.inner.location_id;
         let now = self.inner.shared.clock.now();
@@ -591,7 +623,11 @@ impl ShopifyHandle {
             let v = st
                 .variant_by_sku(sku)
                 .ok_or_else(|| ControlError::UnknownSku((*sku).to_owned()))?;
-            if st.products.get(&v.product_id).is_none_or(|p| p.status != "ACTIVE") {
+            if st
+                .products
+                .get(&v.product_id)
+                .is_none_or(|p| p.status != "ACTIVE")
+            {
                 return Err(ControlError::NotListed((*sku).to_owned()));
             }
             let available = st.available(sku, loc).unwrap_or(0);
@@ -609,9 +645,18 @@ impl ShopifyHandle {
         let mut order_lines = Vec::new();
         for l in lines {
             let v = st.variant_by_sku(&l.sku).cloned().expect("checked above");
-            let title = st.products.get(&v.product_id).map(|p| p.title.clone()).unwrap_or_default();
+            let title = st
+                .products
+                .get(&v.product_id)
+                .map(|p| p.title.clone())
+                .unwrap_or_default();
             let available = st.available(&l.sku, loc).unwrap_or(0);
-            st.set_available(v.inventory_item_id, loc, available - i64::from(l.quantity), now);
+            st.set_available(
+                v.inventory_item_id,
+                loc,
+                available - i64::from(l.quantity),
+                now,
+            );
             let line_id = st.id();
             order_lines.push(LineItem {
                 id: line_id,
@@ -651,20 +696,35 @@ impl ShopifyHandle {
         let loc = self.inner.location_id;
         let now = self.inner.shared.clock.now();
         let mut st = lock(&self.inner.state);
-        let oid = Self::order_id(id).filter(|n| st.orders.contains_key(n)).ok_or_else(|| ControlError::UnknownOrder(id.to_owned()))?;
+        let oid = Self::order_id(id)
+            .filter(|n| st.orders.contains_key(n))
+            .ok_or_else(|| ControlError::UnknownOrder(id.to_owned()))?;
         let o = st.orders[&oid].clone();
         if o.cancelled.is_some() || o.fulfillment != "UNFULFILLED" {
             return Err(ControlError::InvalidTransition {
                 id: id.to_owned(),
-                state: if o.cancelled.is_some() { "cancelled".into() } else { o.fulfillment.to_ascii_lowercase() },
+                state: if o.cancelled.is_some() {
+                    "cancelled".into()
+                } else {
+                    o.fulfillment.to_ascii_lowercase()
+                },
                 action: "cancel",
             });
         }
         for l in &o.lines {
             if let Some(v) = st.variants.get(&l.variant_id).cloned()
-                && let Some(q) = st.items.get(&v.inventory_item_id).and_then(|i| i.levels.get(&loc)).copied()
+                && let Some(q) = st
+                    .items
+                    .get(&v.inventory_item_id)
+                    .and_then(|i| i.levels.get(&loc))
+                    .copied()
             {
-                st.set_available(v.inventory_item_id, loc, q + i64::from(l.current_quantity), now);
+                st.set_available(
+                    v.inventory_item_id,
+                    loc,
+                    q + i64::from(l.current_quantity),
+                    now,
+                );
             }
         }
         let order = st.orders.get_mut(&oid).expect("order");
@@ -685,10 +745,16 @@ impl ShopifyHandle {
     pub fn fulfill_order(&self, id: &str) -> Result<(), ControlError> {
         let now = self.inner.shared.clock.now();
         let mut st = lock(&self.inner.state);
-        let oid = Self::order_id(id).filter(|n| st.orders.contains_key(n)).ok_or_else(|| ControlError::UnknownOrder(id.to_owned()))?;
+        let oid = Self::order_id(id)
+            .filter(|n| st.orders.contains_key(n))
+            .ok_or_else(|| ControlError::UnknownOrder(id.to_owned()))?;
         let order = st.orders.get_mut(&oid).expect("order");
         if order.cancelled.is_some() {
-            return Err(ControlError::InvalidTransition { id: id.to_owned(), state: "cancelled".into(), action: "fulfill" });
+            return Err(ControlError::InvalidTransition {
+                id: id.to_owned(),
+                state: "cancelled".into(),
+                action: "fulfill",
+            });
         }
         order.fulfillment = "FULFILLED";
         order.updated = now;
@@ -708,7 +774,11 @@ impl ShopifyHandle {
 
     /// Every order's GID, oldest first.
     pub fn order_ids(&self) -> Vec<String> {
-        lock(&self.inner.state).orders.keys().map(|id| gid("Order", *id)).collect()
+        lock(&self.inner.state)
+            .orders
+            .keys()
+            .map(|id| gid("Order", *id))
+            .collect()
     }
 
     fn send_webhook(&self, topic: &str, body: &Value) {
@@ -718,15 +788,29 @@ impl ShopifyHandle {
         let headers = vec![
             ("Content-Type".to_owned(), "application/json".to_owned()),
             ("X-Shopify-Topic".to_owned(), topic.to_owned()),
-            ("X-Shopify-Shop-Domain".to_owned(), self.inner.credentials.shop_domain.clone()),
-            ("X-Shopify-API-Version".to_owned(), self.inner.credentials.api_version.clone()),
+            (
+                "X-Shopify-Shop-Domain".to_owned(),
+                self.inner.credentials.shop_domain.clone(),
+            ),
+            (
+                "X-Shopify-API-Version".to_owned(),
+                self.inner.credentials.api_version.clone(),
+            ),
             ("X-Shopify-Webhook-Id".to_owned(), uuid(rng)),
             ("X-Shopify-Event-Id".to_owned(), uuid(rng)),
-            ("X-Shopify-Triggered-At".to_owned(), now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            (
+                "X-Shopify-Triggered-At".to_owned(),
+                now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ),
         ];
-        self.inner.webhooks.deliver(rng, headers, bytes, |secret, body| {
-            vec![("X-Shopify-Hmac-Sha256".to_owned(), sign_base64(secret, body))]
-        });
+        self.inner
+            .webhooks
+            .deliver(rng, headers, bytes, |secret, body| {
+                vec![(
+                    "X-Shopify-Hmac-Sha256".to_owned(),
+                    sign_base64(secret, body),
+                )]
+            });
     }
 
     /// Where webhooks go (`None` = nowhere).
@@ -753,7 +837,10 @@ impl ShopifyHandle {
 
     /// Requests for one operation (root field name or `token`).
     pub fn request_count(&self, operation: &str) -> u64 {
-        self.inner.shared.recorder.request_count(MARKETPLACE, operation)
+        self.inner
+            .shared
+            .recorder
+            .request_count(MARKETPLACE, operation)
     }
 
     /// Requests per operation.
@@ -782,11 +869,22 @@ impl ShopifyHandle {
 
     /// Replaces the bucket's size and restore rate; the bucket starts full.
     pub fn set_cost_limits(&self, bucket_size: f64, restore_rate: f64) -> Result<(), ControlError> {
-        if !(bucket_size > 0.0 && restore_rate > 0.0 && bucket_size.is_finite() && restore_rate.is_finite()) {
-            return Err(ControlError::Invalid("bucket size and restore rate must be positive".into()));
+        if !(bucket_size > 0.0
+            && restore_rate > 0.0
+            && bucket_size.is_finite()
+            && restore_rate.is_finite())
+        {
+            return Err(ControlError::Invalid(
+                "bucket size and restore rate must be positive".into(),
+            ));
         }
         let mut b = lock(&self.inner.bucket);
-        *b = Bucket { max: bucket_size, available: bucket_size, restore: restore_rate, at: Instant::now() };
+        *b = Bucket {
+            max: bucket_size,
+            available: bucket_size,
+            restore: restore_rate,
+            at: Instant::now(),
+        };
         Ok(())
     }
 
@@ -800,7 +898,9 @@ impl ShopifyHandle {
     /// HTTP status of THROTTLED answers: 200 or 429.
     pub fn set_throttle_status(&self, status: u16) -> Result<(), ControlError> {
         if !matches!(status, 200 | 429) {
-            return Err(ControlError::Invalid("throttle status must be 200 or 429".into()));
+            return Err(ControlError::Invalid(
+                "throttle status must be 200 or 429".into(),
+            ));
         }
         *lock(&self.inner.throttle_status) = status;
         Ok(())
@@ -816,20 +916,32 @@ impl ShopifyHandle {
 
     /// The sandbox's fault rules (all marketplaces); Shopify targets are operation names above.
     pub fn faults(&self) -> FaultsHandle {
-        FaultsHandle { faults: self.inner.shared.faults.clone() }
+        FaultsHandle {
+            faults: self.inner.shared.faults.clone(),
+        }
     }
 }
 
 /// A random RFC 4122 version-4 UUID from the sandbox's PRNG.
 fn uuid(rng: &crate::rng::Rng) -> String {
     let h = rng.hex(16);
-    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 // ---- HTTP -----------------------------------------------------------------------------------------
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    json_response(status, &json!({"error": error, "error_description": description}))
+    json_response(
+        status,
+        &json!({"error": error, "error_description": description}),
+    )
 }
 
 /// `POST /admin/oauth/access_token`: the client-credentials grant.
@@ -837,26 +949,44 @@ async fn token(State(shop): State<Arc<Shopify>>, headers: HeaderMap, body: Bytes
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
     let fields: Option<HashMap<String, String>> = if is_json {
-        serde_json::from_slice::<HashMap<String, Value>>(&body).ok().map(|m| {
-            m.into_iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
-                .collect()
-        })
+        serde_json::from_slice::<HashMap<String, Value>>(&body)
+            .ok()
+            .map(|m| {
+                m.into_iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
+                    .collect()
+            })
     } else {
         serde_urlencoded::from_bytes(&body).ok()
     };
     let Some(fields) = fields else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "The request body could not be read.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The request body could not be read.",
+        );
     };
     let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
     if get("grant_type") != "client_credentials" {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Only client_credentials is supported for this app.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "Only client_credentials is supported for this app.",
+        );
     }
     let c = &shop.credentials;
     if get("client_id") != c.client_id || get("client_secret") != c.client_secret {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed.");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication failed.",
+        );
     }
     let token = format!("shpat_{}", shop.shared.rng.hex(16));
     let ttl = shop.token_ttl;
@@ -911,7 +1041,10 @@ async fn graphql(
         Ok(b) => b,
         Err(_) => {
             shared.recorder.request(MARKETPLACE, "graphql", None);
-            return json_response(StatusCode::PAYLOAD_TOO_LARGE, &json!({"errors": "Request body too large"}));
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({"errors": "Request body too large"}),
+            );
         }
     };
     let parsed: Result<GraphqlBody, _> = serde_json::from_slice(&bytes);
@@ -928,7 +1061,13 @@ async fn graphql(
             }
             Err(e) => ("graphql", Err(e)),
         },
-        Err(_) => ("graphql", Err(graphql::ParseError { line: 1, message: String::new() })),
+        Err(_) => (
+            "graphql",
+            Err(graphql::ParseError {
+                line: 1,
+                message: String::new(),
+            }),
+        ),
     };
     let query_note = format!("version={version}");
     shared.recorder.request(MARKETPLACE, op, Some(&query_note));
@@ -943,14 +1082,23 @@ async fn graphql(
         Some(FaultKind::ServerError { status, body }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let body = body.unwrap_or_else(|| system_error_body(status));
-            return (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
+            return (
+                status,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response();
         }
         Some(FaultKind::TooManyRequests { retry_after_secs }) => {
             shared.recorder.too_many_requests(MARKETPLACE, false);
             let status = lock(&shop.bucket).status();
             let mut resp = json_response(StatusCode::TOO_MANY_REQUESTS, &throttled_body(0, status));
             if let Some(secs) = retry_after_secs {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
             return resp;
         }
@@ -985,7 +1133,9 @@ async fn graphql(
     }
     if malformed {
         let (mut parts, body) = resp.into_parts();
-        let bytes = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await.unwrap_or_default();
+        let bytes = axum::body::to_bytes(body, crate::MAX_BODY_BYTES)
+            .await
+            .unwrap_or_default();
         let cut = bytes.slice(..bytes.len() / 2);
         parts.headers.remove(header::CONTENT_LENGTH);
         return Response::from_parts(parts, Body::from(cut));
@@ -1003,7 +1153,10 @@ fn answer(
     let now = shop.shared.clock.now();
     let authorized = token.is_some_and(|t| {
         t == shop.credentials.access_token
-            || lock(&shop.state).tokens.get(t).is_some_and(|exp| *exp > now)
+            || lock(&shop.state)
+                .tokens
+                .get(t)
+                .is_some_and(|exp| *exp > now)
     });
     if !authorized {
         return json_response(
@@ -1012,20 +1165,29 @@ fn answer(
         );
     }
     let Ok(body) = parsed else {
-        return json_response(StatusCode::BAD_REQUEST, &json!({"errors": {"query": "Required parameter missing or invalid"}}));
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"errors": {"query": "Required parameter missing or invalid"}}),
+        );
     };
     let op = match doc {
         Ok(op) => op,
         Err(e) => {
-            return json_response(StatusCode::OK, &json!({"errors": [{"message": e.to_string(),
-                "locations": [{"line": e.line, "column": 1}], "extensions": {"code": "PARSE_ERROR"}}]}));
+            return json_response(
+                StatusCode::OK,
+                &json!({"errors": [{"message": e.to_string(),
+                "locations": [{"line": e.line, "column": 1}], "extensions": {"code": "PARSE_ERROR"}}]}),
+            );
         }
     };
     let vars = match body.variables {
         None | Some(Value::Null) => json!({}),
         Some(v @ Value::Object(_)) => v,
         Some(_) => {
-            return json_response(StatusCode::BAD_REQUEST, &json!({"errors": {"variables": "must be an object"}}));
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"errors": {"variables": "must be an object"}}),
+            );
         }
     };
     let requested = requested_cost(&op, &vars);
@@ -1035,11 +1197,14 @@ fn answer(
         b.status()
     };
     if requested > MAX_QUERY_COST {
-        return json_response(StatusCode::OK, &json!({
-            "errors": [{"message": format!("Query cost is {requested}, which exceeds the single query max cost limit ({MAX_QUERY_COST}). See https://shopify.dev/concepts/about-apis/rate-limits for more information on how the cost of a query is calculated.")
-                        , "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested, "maxCost": MAX_QUERY_COST}}],
-            "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": null, "throttleStatus": status}},
-        }));
+        return json_response(
+            StatusCode::OK,
+            &json!({
+                "errors": [{"message": format!("Query cost is {requested}, which exceeds the single query max cost limit ({MAX_QUERY_COST}). See https://shopify.dev/concepts/about-apis/rate-limits for more information on how the cost of a query is calculated.")
+                            , "extensions": {"code": "MAX_COST_EXCEEDED", "cost": requested, "maxCost": MAX_QUERY_COST}}],
+                "extensions": {"cost": {"requestedQueryCost": requested, "actualQueryCost": null, "throttleStatus": status}},
+            }),
+        );
     }
     {
         let mut b = lock(&shop.bucket);

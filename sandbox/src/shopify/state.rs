@@ -195,7 +195,13 @@ impl ShopState {
             .copied()
     }
 
-    pub(crate) fn set_available(&mut self, item_id: u64, location: u64, q: i64, now: DateTime<Utc>) {
+    pub(crate) fn set_available(
+        &mut self,
+        item_id: u64,
+        location: u64,
+        q: i64,
+        now: DateTime<Utc>,
+    ) {
         if let Some(item) = self.items.get_mut(&item_id) {
             item.levels.insert(location, q);
             item.updated = now;
@@ -288,9 +294,7 @@ impl ShopState {
             "createdAt": iso(v.created),
             "updatedAt": iso(v.updated),
         });
-        if with_product
-            && let Some(p) = self.products.get(&v.product_id)
-        {
+        if with_product && let Some(p) = self.products.get(&v.product_id) {
             out["product"] = self.product_json(p, false);
         }
         out
