@@ -39,6 +39,8 @@ pub use vendure::{VendureConfig, VendureConnector};
 pub use woocommerce::{WooCommerceConfig, WooCommerceConnector};
 #[cfg(feature = "meta")]
 pub use meta::{MetaConfig, MetaConnector};
+#[cfg(feature = "shopify")]
+pub use shopify::{ShopifyAuth, ShopifyConfig, ShopifyConnector};
 
 pub use model::{
     ChannelOrder, Currency, ItemOutcome, ListingUpdate, Money, MoneyError, OrderLine, OrderStatus,

@@ -87,7 +87,9 @@ pub use meta::{
 };
 pub use ratelimit::RateLimit;
 pub use record::{MAX_LOG_RECORDS, Money, RequestRecord, WriteRecord};
-pub use shopify::{ShopifyHandle, ShopifyOptions};
+pub use shopify::{
+    ShopifyCredentials, ShopifyHandle, ShopifyListingSnapshot, ShopifyOptions, ShopifySeedListing,
+};
 pub use vendure::{VendureCredentials, VendureHandle, VendureOptions, VendureSeedListing};
 pub use webhook::{WebhookCounts, WebhookTarget};
 pub use woo::{
