@@ -33,14 +33,14 @@ pub use error::{ConnectorError, ErrorClass};
 pub use amazon::{AmazonConfig, AmazonConnector, AmazonUsagePlan};
 #[cfg(feature = "ebay")]
 pub use ebay::{EbayConfig, EbayConnector, EbayPolicies};
-#[cfg(feature = "vendure")]
-pub use vendure::{VendureConfig, VendureConnector};
-#[cfg(feature = "woocommerce")]
-pub use woocommerce::{WooCommerceConfig, WooCommerceConnector};
 #[cfg(feature = "meta")]
 pub use meta::{MetaConfig, MetaConnector};
 #[cfg(feature = "shopify")]
 pub use shopify::{ShopifyAuth, ShopifyConfig, ShopifyConnector};
+#[cfg(feature = "vendure")]
+pub use vendure::{VendureConfig, VendureConnector};
+#[cfg(feature = "woocommerce")]
+pub use woocommerce::{WooCommerceConfig, WooCommerceConnector};
 
 pub use model::{
     ChannelOrder, Currency, ItemOutcome, ListingUpdate, Money, MoneyError, OrderLine, OrderStatus,

@@ -368,3 +368,5 @@ stories!(amazon, "amazon_us");
 stories!(vendure, "vendure_shop");
 stories!(woocommerce, "woo_shop");
 webhook_story!(woocommerce_webhooks, "woo_shop");
+stories!(shopify, "shopify_shop");
+webhook_story!(shopify_webhooks, "shopify_shop");

@@ -32,6 +32,10 @@ pub enum Kind {
     Vendure,
     /// WooCommerce REST API.
     Woo,
+    /// Shopify Admin GraphQL API.
+    Shopify,
+    /// Meta catalog (Facebook/Instagram shops).
+    Meta,
 }
 
 /// The webhook secret of every channel section that has one.
@@ -46,6 +50,10 @@ impl Kind {
             Kind::Vendure
         } else if id.starts_with("woo") {
             Kind::Woo
+        } else if id.starts_with("shopify") {
+            Kind::Shopify
+        } else if id.starts_with("fb") {
+            Kind::Meta
         } else {
             Kind::Ebay
         }
@@ -58,6 +66,8 @@ impl Kind {
             Kind::Amazon => "amazon",
             Kind::Vendure => "vendure",
             Kind::Woo => "woo",
+            Kind::Shopify => "shopify",
+            Kind::Meta => "meta",
         }
     }
 }
@@ -98,6 +108,8 @@ impl Account {
             Kind::Amazon => self.amazon().current_quantity(sku),
             Kind::Vendure => self.sandbox.vendure().current_quantity(sku),
             Kind::Woo => self.sandbox.woo().current_quantity(sku),
+            Kind::Shopify => self.sandbox.shopify().current_quantity(sku),
+            Kind::Meta => self.sandbox.meta().current_quantity(sku),
         }
     }
 
@@ -109,6 +121,8 @@ impl Account {
             Kind::Amazon => self.amazon().place_order(&lines),
             Kind::Vendure => self.sandbox.vendure().place_order(&lines),
             Kind::Woo => self.sandbox.woo().place_order(&lines),
+            Kind::Shopify => self.sandbox.shopify().place_order(&lines),
+            Kind::Meta => self.sandbox.meta().place_order(&lines),
         };
         r.unwrap_or_else(|e| panic!("{} order of {qty} × {sku}: {e}", self.id))
     }
@@ -120,6 +134,8 @@ impl Account {
             Kind::Amazon => self.amazon().cancel_order(id),
             Kind::Vendure => self.sandbox.vendure().cancel_order(id),
             Kind::Woo => self.sandbox.woo().cancel_order(id),
+            Kind::Shopify => self.sandbox.shopify().cancel_order(id),
+            Kind::Meta => self.sandbox.meta().cancel_order(id),
         };
         r.unwrap_or_else(|e| panic!("{} cancel {id}: {e}", self.id))
     }
@@ -131,6 +147,8 @@ impl Account {
             Kind::Amazon => self.amazon().set_quantity_out_of_band(sku, qty),
             Kind::Vendure => self.sandbox.vendure().set_quantity_out_of_band(sku, qty),
             Kind::Woo => self.sandbox.woo().set_quantity_out_of_band(sku, qty),
+            Kind::Shopify => self.sandbox.shopify().set_quantity_out_of_band(sku, qty),
+            Kind::Meta => self.sandbox.meta().set_quantity_out_of_band(sku, qty),
         };
         r.unwrap_or_else(|e| panic!("{} drift {sku}: {e}", self.id))
     }
@@ -142,6 +160,8 @@ impl Account {
             Kind::Amazon => self.amazon().count_429(),
             Kind::Vendure => self.sandbox.vendure().count_429(),
             Kind::Woo => self.sandbox.woo().count_429(),
+            Kind::Shopify => self.sandbox.shopify().count_429(),
+            Kind::Meta => self.sandbox.meta().count_429(),
         }
     }
 
@@ -170,6 +190,17 @@ impl Account {
                 .sandbox
                 .woo()
                 .set_rate_limit(Some(RateLimit::new(3.0, 3))),
+            // A small shop's cost bucket: 100 points, restoring 10 a second.
+            Kind::Shopify => self
+                .sandbox
+                .shopify()
+                .set_cost_limits(100.0, 10.0)
+                .expect("cost limits"),
+            // Catalog batch calls: 6 per 10 s for this catalog.
+            Kind::Meta => self.sandbox.meta().set_buc_limit(
+                "catalog_batch",
+                Some(omnistock_sandbox::BucLimit::new(6, 10)),
+            ),
         }
     }
 
@@ -184,6 +215,13 @@ impl Account {
         };
         match self.kind() {
             Kind::Woo => self.sandbox.woo().set_webhook(Some(target)),
+            Kind::Shopify => self.sandbox.shopify().set_webhook(Some(target)),
+            Kind::Meta => {
+                let secret = self.sandbox.meta().credentials().app_secret;
+                self.sandbox
+                    .meta()
+                    .set_webhook(Some(omnistock_sandbox::WebhookTarget { secret, ..target }))
+            }
             Kind::Ebay | Kind::Amazon | Kind::Vendure => return false,
         }
         true
@@ -202,6 +240,28 @@ impl Account {
     fn section(&self, setup: &Setup) -> String {
         let base = self.sandbox.base_url();
         match self.kind() {
+            Kind::Shopify => {
+                let creds = self.sandbox.shopify().credentials();
+                format!(
+                    "type = \"shopify\"\nendpoint = \"{base}/shopify\"\naccess_token = \"{}\"\n\
+                     location_id = \"{}\"\nwebhook_secret = \"{WEBHOOK_SECRET}\"\n",
+                    creds.access_token, creds.location_id,
+                )
+            }
+            Kind::Meta => {
+                let creds = self.sandbox.meta().credentials();
+                format!(
+                    "type = \"facebook\"\nendpoint = \"{}\"\ncatalog_id = \"{}\"\n\
+                     access_token = \"{}\"\napp_secret = \"{}\"\n\
+                     commerce_account_id = \"{}\"\norders_enabled = true\n\
+                     link_template = \"https://shop.example/p/{{sku}}\"\n",
+                    omnistock_sandbox::MetaHandle::endpoint(&base),
+                    creds.catalog_id,
+                    creds.access_token,
+                    creds.app_secret,
+                    creds.commerce_account_id,
+                )
+            }
             Kind::Woo => {
                 let w = self.sandbox.woo();
                 let creds = w.credentials();
@@ -337,6 +397,9 @@ impl Harness {
                 latency: setup.latency,
                 ebay: setup.ebay.clone(),
                 amazon: setup.amazon.clone(),
+                meta: omnistock_sandbox::MetaOptions::unlimited(),
+                shopify: omnistock_sandbox::ShopifyOptions::unlimited(),
+                woo: omnistock_sandbox::WooOptions::unlimited(),
                 ..SandboxOptions::default()
             };
             (setup.sandbox)(&mut opts);
