@@ -55,6 +55,7 @@ pub struct Args {
 enum Kind {
     Ebay,
     Amazon,
+    Shopify,
     WooCommerce,
     Vendure,
 }
@@ -76,6 +77,7 @@ impl Channel {
         match self.kind {
             Kind::Ebay => self.sandbox.ebay().current_quantity(sku),
             Kind::Amazon => self.sandbox.amazon().current_quantity(sku),
+            Kind::Shopify => self.sandbox.shopify().current_quantity(sku),
             Kind::WooCommerce => self.sandbox.woo().current_quantity(sku),
             Kind::Vendure => self.sandbox.vendure().current_quantity(sku),
         }
@@ -85,6 +87,7 @@ impl Channel {
         let r = match self.kind {
             Kind::Ebay => self.sandbox.ebay().place_order(lines),
             Kind::Amazon => self.sandbox.amazon().place_order(lines),
+            Kind::Shopify => self.sandbox.shopify().place_order(lines),
             Kind::WooCommerce => self.sandbox.woo().place_order(lines),
             Kind::Vendure => self.sandbox.vendure().place_order(lines),
         };
@@ -95,6 +98,7 @@ impl Channel {
         let r = match self.kind {
             Kind::Ebay => self.sandbox.ebay().cancel_order(id),
             Kind::Amazon => self.sandbox.amazon().cancel_order(id),
+            Kind::Shopify => self.sandbox.shopify().cancel_order(id),
             Kind::WooCommerce => self.sandbox.woo().cancel_order(id),
             Kind::Vendure => self.sandbox.vendure().cancel_order(id),
         };
@@ -108,6 +112,7 @@ impl Channel {
             WEBHOOK_SECRET,
         );
         match self.kind {
+            Kind::Shopify => self.sandbox.shopify().set_webhook(Some(target)),
             Kind::WooCommerce => self.sandbox.woo().set_webhook(Some(target)),
             Kind::Ebay | Kind::Amazon | Kind::Vendure => return false,
         }
@@ -119,6 +124,7 @@ impl Channel {
         match self.kind {
             Kind::Ebay => format!("eBay {} at {base}/ebay", self.site),
             Kind::Amazon => format!("Amazon {} at {base}/amazon", self.site),
+            Kind::Shopify => format!("Shopify store at {base}/shopify"),
             Kind::WooCommerce => format!("WooCommerce web store at {base}/woo"),
             Kind::Vendure => format!("Vendure web store at {base}/vendure"),
         }
@@ -138,6 +144,7 @@ pub async fn run(args: Args) -> Result<()> {
         ("ebay_us", "EBAY_US", "en-US", Kind::Ebay),
         ("ebay_de", "EBAY_DE", "de-DE", Kind::Ebay),
         ("amazon_us", "ATVPDKIKX0DER", "en_US", Kind::Amazon),
+        ("shopify", "", "", Kind::Shopify),
         ("woo_shop", "", "", Kind::WooCommerce),
         ("vendure_shop", "", "", Kind::Vendure),
     ] {
@@ -506,6 +513,15 @@ fn section(c: &Channel) -> String {
                 refresh = c_escape(&creds.refresh_token),
                 site = c.site,
                 lang = c.language,
+            )
+        }
+        Kind::Shopify => {
+            let creds = c.sandbox.shopify().credentials();
+            format!(
+                "type = \"shopify\"\nendpoint = \"{base}/shopify\"\naccess_token = \"{}\"\n\
+                 location_id = \"{}\"\nwebhook_secret = \"{WEBHOOK_SECRET}\"\n",
+                c_escape(&creds.access_token),
+                c_escape(&creds.location_id),
             )
         }
         Kind::WooCommerce => {
