@@ -85,7 +85,7 @@ pub(crate) fn display_price(cents: i64, currency: &str) -> String {
     let int = (cents / 100).to_string();
     let mut grouped = String::new();
     for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
+        if i > 0 && (int.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
@@ -822,7 +822,7 @@ pub(crate) fn validate_request(method: &str, data: &Map<String, Value>) -> Vec<S
         return errors;
     }
     if let Some(p) = data.get("price")
-        && !p.as_str().is_some_and(|s| parse_price(s).is_some())
+        && p.as_str().is_none_or(|s| parse_price(s).is_none())
     {
         errors.push(format!(
             "Invalid price {p}: expected an amount with at most two decimals and an ISO 4217 currency code, e.g. \"12.99 USD\"."
