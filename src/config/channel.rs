@@ -467,6 +467,11 @@ pub struct FacebookConfig {
     /// subscription handshake is refused without it. Deliveries are verified with `app_secret`.
     #[serde(default)]
     pub verify_token: Option<Secret>,
+    /// Product page URL of new items, `{sku}` replaced by the percent-encoded SKU. Meta requires
+    /// a `link` on every new catalog item; without a template only items already in the catalog
+    /// can be updated (new ones are refused by Meta, item by item).
+    #[serde(default)]
+    pub link_template: Option<String>,
 }
 
 impl FacebookConfig {

@@ -247,6 +247,16 @@ impl Validator {
                 if let Some(token) = &c.verify_token {
                     self.secret(&at("verify_token"), token);
                 }
+                if let Some(template) = &c.link_template {
+                    if template.contains("{sku}") {
+                        self.url(&at("link_template"), &template.replace("{sku}", "SKU"));
+                    } else {
+                        self.push(
+                            at("link_template"),
+                            format!("must contain the placeholder {{sku}}, got {template:?}"),
+                        );
+                    }
+                }
             }
             ChannelConfig::Shopify(c) => {
                 self.url(&at("endpoint"), &c.endpoint);

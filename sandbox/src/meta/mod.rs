@@ -319,8 +319,6 @@ impl Meta {
         let ctx = Ctx {
             now: self.shared.clock.now(),
             rec: &self.shared.recorder,
-            rng: &self.shared.rng,
-            faults: &self.shared.faults,
         };
         let mut st = self.lock();
         f(&mut st, &ctx)
@@ -346,7 +344,6 @@ impl Meta {
     ) -> String {
         let handle = format!("AcxR{}", self.shared.rng.hex(12));
         self.with(|st, ctx| {
-            let _ = ctx.faults;
             let ready_at = ctx.now
                 + chrono::TimeDelta::from_std(st.batch_processing)
                     .unwrap_or(chrono::TimeDelta::zero());

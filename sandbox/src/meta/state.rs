@@ -9,9 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use super::{BucLimit, ControlError, OrderLine};
-use crate::faults::Faults;
 use crate::record::{Money, NewWrite, Recorder};
-use crate::rng::Rng;
 
 /// Most requests one `items_batch` call accepts (contracts §3.2).
 pub const MAX_BATCH_REQUESTS: usize = 5_000;
@@ -87,7 +85,7 @@ pub(crate) fn display_price(cents: i64, currency: &str) -> String {
     let int = (cents / 100).to_string();
     let mut grouped = String::new();
     for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
+        if i > 0 && (int.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
@@ -413,8 +411,6 @@ pub(crate) struct MetaState {
 pub(crate) struct Ctx<'a> {
     pub now: DateTime<Utc>,
     pub rec: &'a Recorder,
-    pub rng: &'a Rng,
-    pub faults: &'a Faults,
 }
 
 impl MetaState {
@@ -658,7 +654,7 @@ impl MetaState {
                 .products
                 .get(&l.sku)
                 .ok_or_else(|| ControlError::UnknownSku(l.sku.clone()))?;
-            if p.price_cents <= 0 || p.availability != "in stock" && p.quantity == 0 {
+            if p.price_cents <= 0 || (p.availability != "in stock" && p.quantity == 0) {
                 return Err(ControlError::NotListed(l.sku.clone()));
             }
             let w = wanted.entry(l.sku.as_str()).or_default();
@@ -688,7 +684,6 @@ impl MetaState {
                 currency: p.currency.clone(),
             });
         }
-        let _ = ctx.rng;
         self.orders.insert(
             id.clone(),
             Order {
@@ -827,7 +822,7 @@ pub(crate) fn validate_request(method: &str, data: &Map<String, Value>) -> Vec<S
         return errors;
     }
     if let Some(p) = data.get("price")
-        && !p.as_str().is_some_and(|s| parse_price(s).is_some())
+        && p.as_str().is_none_or(|s| parse_price(s).is_none())
     {
         errors.push(format!(
             "Invalid price {p}: expected an amount with at most two decimals and an ISO 4217 currency code, e.g. \"12.99 USD\"."

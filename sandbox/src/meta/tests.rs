@@ -598,9 +598,12 @@ async fn orders_page_acknowledge_idempotently_and_cancel() {
     assert_eq!(r.body["data"][0]["quantity"], 1);
 }
 
+/// Deliveries a receiver got: headers and body.
+type Deliveries = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
 /// A receiver on 127.0.0.1 that records every delivery.
-async fn receiver() -> (String, Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>) {
-    let got: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Arc::default();
+async fn receiver() -> (String, Deliveries) {
+    let got: Deliveries = Arc::default();
     let sink = got.clone();
     let app = axum::Router::new().route(
         "/hook",
