@@ -370,3 +370,5 @@ stories!(woocommerce, "woo_shop");
 webhook_story!(woocommerce_webhooks, "woo_shop");
 stories!(shopify, "shopify_shop");
 webhook_story!(shopify_webhooks, "shopify_shop");
+stories!(facebook, "fb_shop");
+webhook_story!(facebook_webhooks, "fb_shop");

@@ -433,10 +433,14 @@ impl Harness {
         omnistock::catalog::sync_locations(&store, &[("main".into(), "Main".into())])
             .await
             .expect("locations");
-        let mut csv = String::from("sku,title,price,quantity\n");
+        // Meta needs an image to create an item, as most marketplaces do.
+        let mut csv = String::from("sku,title,price,quantity,image_urls\n");
         let skus: Vec<String> = (0..setup.skus).map(sku).collect();
         for s in &skus {
-            csv.push_str(&format!("{s},Item {s},12.50,{}\n", setup.quantity));
+            csv.push_str(&format!(
+                "{s},Item {s},12.50,{},https://img.example.com/{s}.jpg\n",
+                setup.quantity
+            ));
         }
         import_bytes(
             &store,
