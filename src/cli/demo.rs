@@ -55,6 +55,7 @@ pub struct Args {
 enum Kind {
     Ebay,
     Amazon,
+    Meta,
     Shopify,
     WooCommerce,
     Vendure,
@@ -77,6 +78,7 @@ impl Channel {
         match self.kind {
             Kind::Ebay => self.sandbox.ebay().current_quantity(sku),
             Kind::Amazon => self.sandbox.amazon().current_quantity(sku),
+            Kind::Meta => self.sandbox.meta().current_quantity(sku),
             Kind::Shopify => self.sandbox.shopify().current_quantity(sku),
             Kind::WooCommerce => self.sandbox.woo().current_quantity(sku),
             Kind::Vendure => self.sandbox.vendure().current_quantity(sku),
@@ -87,6 +89,7 @@ impl Channel {
         let r = match self.kind {
             Kind::Ebay => self.sandbox.ebay().place_order(lines),
             Kind::Amazon => self.sandbox.amazon().place_order(lines),
+            Kind::Meta => self.sandbox.meta().place_order(lines),
             Kind::Shopify => self.sandbox.shopify().place_order(lines),
             Kind::WooCommerce => self.sandbox.woo().place_order(lines),
             Kind::Vendure => self.sandbox.vendure().place_order(lines),
@@ -98,6 +101,7 @@ impl Channel {
         let r = match self.kind {
             Kind::Ebay => self.sandbox.ebay().cancel_order(id),
             Kind::Amazon => self.sandbox.amazon().cancel_order(id),
+            Kind::Meta => self.sandbox.meta().cancel_order(id),
             Kind::Shopify => self.sandbox.shopify().cancel_order(id),
             Kind::WooCommerce => self.sandbox.woo().cancel_order(id),
             Kind::Vendure => self.sandbox.vendure().cancel_order(id),
@@ -112,6 +116,12 @@ impl Channel {
             WEBHOOK_SECRET,
         );
         match self.kind {
+            Kind::Meta => {
+                let secret = self.sandbox.meta().credentials().app_secret;
+                self.sandbox
+                    .meta()
+                    .set_webhook(Some(omnistock_sandbox::WebhookTarget { secret, ..target }))
+            }
             Kind::Shopify => self.sandbox.shopify().set_webhook(Some(target)),
             Kind::WooCommerce => self.sandbox.woo().set_webhook(Some(target)),
             Kind::Ebay | Kind::Amazon | Kind::Vendure => return false,
@@ -124,6 +134,7 @@ impl Channel {
         match self.kind {
             Kind::Ebay => format!("eBay {} at {base}/ebay", self.site),
             Kind::Amazon => format!("Amazon {} at {base}/amazon", self.site),
+            Kind::Meta => format!("Facebook/Instagram shop at {base}/meta"),
             Kind::Shopify => format!("Shopify store at {base}/shopify"),
             Kind::WooCommerce => format!("WooCommerce web store at {base}/woo"),
             Kind::Vendure => format!("Vendure web store at {base}/vendure"),
@@ -144,6 +155,7 @@ pub async fn run(args: Args) -> Result<()> {
         ("ebay_us", "EBAY_US", "en-US", Kind::Ebay),
         ("ebay_de", "EBAY_DE", "de-DE", Kind::Ebay),
         ("amazon_us", "ATVPDKIKX0DER", "en_US", Kind::Amazon),
+        ("facebook", "", "", Kind::Meta),
         ("shopify", "", "", Kind::Shopify),
         ("woo_shop", "", "", Kind::WooCommerce),
         ("vendure_shop", "", "", Kind::Vendure),
@@ -513,6 +525,22 @@ fn section(c: &Channel) -> String {
                 refresh = c_escape(&creds.refresh_token),
                 site = c.site,
                 lang = c.language,
+            )
+        }
+        Kind::Meta => {
+            let creds = c.sandbox.meta().credentials();
+            // Meta documents 100 catalog batch calls per hour as a default; the demo places one
+            // order at a time and waits for it, one batch each, so its catalog allows more.
+            format!(
+                "type = \"facebook\"\nendpoint = \"{}\"\ncatalog_id = \"{}\"\n\
+                 access_token = \"{}\"\napp_secret = \"{}\"\ncommerce_account_id = \"{}\"\n\
+                 orders_enabled = true\nlink_template = \"https://shop.example.com/p/{{sku}}\"\n\
+                 limits = {{ rate_per_sec = 2 }}\n",
+                c_escape(&omnistock_sandbox::MetaHandle::endpoint(&base)),
+                c_escape(&creds.catalog_id),
+                c_escape(&creds.access_token),
+                c_escape(&creds.app_secret),
+                c_escape(&creds.commerce_account_id),
             )
         }
         Kind::Shopify => {
