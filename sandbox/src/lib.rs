@@ -88,7 +88,9 @@ pub use record::{MAX_LOG_RECORDS, Money, RequestRecord, WriteRecord};
 pub use shopify::{ShopifyHandle, ShopifyOptions};
 pub use vendure::{VendureHandle, VendureOptions};
 pub use webhook::{WebhookCounts, WebhookTarget};
-pub use woo::{WooCredentials, WooError, WooHandle, WooListingSnapshot, WooOptions, WooSeedListing};
+pub use woo::{
+    WooCredentials, WooError, WooHandle, WooListingSnapshot, WooOptions, WooSeedListing,
+};
 
 /// Largest request body any marketplace accepts (2 MiB); larger bodies get the marketplace's
 /// "invalid request" error with status 413.

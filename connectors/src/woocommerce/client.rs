@@ -123,7 +123,10 @@ impl WooClient {
     }
 
     /// Parses a 2xx body, with a clear message when it is an HTML page or cut short.
-    pub(crate) fn parse<T: DeserializeOwned>(&self, resp: &HttpResponse) -> Result<T, ConnectorError> {
+    pub(crate) fn parse<T: DeserializeOwned>(
+        &self,
+        resp: &HttpResponse,
+    ) -> Result<T, ConnectorError> {
         if looks_like_html(&resp.body) {
             self.note_error();
             return Err(ConnectorError::Malformed {
@@ -152,7 +155,10 @@ impl WooClient {
         };
         ConnectorError::RateLimited {
             retry_after: resp.retry_after,
-            message: format!("WooCommerce (or a proxy in front of it) answered HTTP {}: {detail}", resp.status),
+            message: format!(
+                "WooCommerce (or a proxy in front of it) answered HTTP {}: {detail}",
+                resp.status
+            ),
         }
     }
 

@@ -298,7 +298,10 @@ pub(crate) fn order_status(o: &OrderView) -> Option<OrderStatus> {
         "completed" => OrderStatus::Shipped,
         "cancelled" | "failed" | "trash" => OrderStatus::Cancelled,
         "refunded" => {
-            if o.date_completed_gmt.as_deref().is_some_and(|d| !d.is_empty()) {
+            if o.date_completed_gmt
+                .as_deref()
+                .is_some_and(|d| !d.is_empty())
+            {
                 OrderStatus::Shipped
             } else {
                 OrderStatus::Cancelled
@@ -438,7 +441,11 @@ mod tests {
         assert_eq!(o.lines[0].line_id, "315");
         assert_eq!(o.lines[0].unit_price.unwrap().minor, 250);
         assert_eq!(m.lines_without_sku, 2);
-        assert!(channel_order(&order("checkout-draft", None)).unwrap().is_none());
+        assert!(
+            channel_order(&order("checkout-draft", None))
+                .unwrap()
+                .is_none()
+        );
         let mut bad = order("processing", None);
         bad.date_created_gmt = Some("yesterday".into());
         assert!(channel_order(&bad).is_err());

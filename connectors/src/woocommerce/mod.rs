@@ -370,7 +370,9 @@ impl WooCommerceConnector {
 
     /// Indexes every variation of every variable product.
     async fn scan_variations(&self) -> Result<(), ConnectorError> {
-        self.counters.variation_scans.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .variation_scans
+            .fetch_add(1, Ordering::Relaxed);
         let parents = self
             .all_pages(&format!(
                 "/products?type=variable&status=any&per_page={MAX_PER_PAGE}&orderby=id&order=asc"
@@ -447,9 +449,16 @@ impl WooCommerceConnector {
             .chain(updates.into_iter().map(|e| (false, e)))
             .collect();
         for chunk in tagged.chunks(cap) {
-            let create: Vec<&Value> = chunk.iter().filter(|(c, _)| *c).map(|(_, e)| &e.body).collect();
-            let update: Vec<&Value> =
-                chunk.iter().filter(|(c, _)| !*c).map(|(_, e)| &e.body).collect();
+            let create: Vec<&Value> = chunk
+                .iter()
+                .filter(|(c, _)| *c)
+                .map(|(_, e)| &e.body)
+                .collect();
+            let update: Vec<&Value> = chunk
+                .iter()
+                .filter(|(c, _)| !*c)
+                .map(|(_, e)| &e.body)
+                .collect();
             let mut body = serde_json::Map::new();
             if !create.is_empty() {
                 body.insert("create".into(), json!(create));
@@ -475,7 +484,11 @@ impl WooCommerceConnector {
                     }
                     _ => return Err(e),
                 };
-                out.extend(chunk.iter().map(|(_, e)| (e.owner.clone(), Sent::Failed(outcome.clone()))));
+                out.extend(
+                    chunk
+                        .iter()
+                        .map(|(_, e)| (e.owner.clone(), Sent::Failed(outcome.clone()))),
+                );
                 continue;
             }
             let answer: BatchResponse = self.client.parse(&reply.resp)?;
@@ -599,7 +612,9 @@ fn merge_attributes(attrs: &mut Vec<Value>, options: &[(String, String)]) -> boo
                 }
             }
             None => {
-                attrs.push(json!({"name": name, "options": [value], "variation": true, "visible": true}));
+                attrs.push(
+                    json!({"name": name, "options": [value], "variation": true, "visible": true}),
+                );
                 changed = true;
             }
         }
@@ -646,7 +661,10 @@ impl Connector for WooCommerceConnector {
             {
                 outcomes[i] = Some(ItemOutcome::Rejected {
                     code: None,
-                    error: format!("price in {} but the WooCommerce shop sells in {c}", p.currency),
+                    error: format!(
+                        "price in {} but the WooCommerce shop sells in {c}",
+                        p.currency
+                    ),
                 });
                 continue;
             }
@@ -792,7 +810,11 @@ impl Connector for WooCommerceConnector {
                             code: None,
                             error: format!(
                                 "group {group:?} is a {} product on WooCommerce, not a variable one",
-                                if p.kind.is_empty() { "non-variable" } else { p.kind.as_str() }
+                                if p.kind.is_empty() {
+                                    "non-variable"
+                                } else {
+                                    p.kind.as_str()
+                                }
                             ),
                         });
                     }
@@ -859,7 +881,13 @@ impl Connector for WooCommerceConnector {
                     outcomes[i] = Some(self.failed(items[i].sku.as_str(), o));
                 }
                 (Owner::Parent(g), Sent::Applied(view)) => {
-                    self.remember(&g, Loc { product: view.id, variation: None });
+                    self.remember(
+                        &g,
+                        Loc {
+                            product: view.id,
+                            variation: None,
+                        },
+                    );
                     parents.insert(g, view.id);
                 }
                 (Owner::Parent(g), Sent::Failed(o)) => {

@@ -134,7 +134,10 @@ async fn listings_create_simple_and_variable_products_then_update_them() {
     assert_eq!(woo.current_price("MUG").unwrap().value, "9.50");
     let red = woo.listing("TEE-RED").unwrap();
     assert_eq!(red.kind, "variation");
-    assert_eq!(red.attributes.get("Colour").map(String::as_str), Some("Red"));
+    assert_eq!(
+        red.attributes.get("Colour").map(String::as_str),
+        Some("Red")
+    );
     assert_eq!(woo.listing("TEE").unwrap().kind, "variable");
     let ItemOutcome::Applied { external_id } = &out[1] else {
         panic!()
@@ -147,14 +150,23 @@ async fn listings_create_simple_and_variable_products_then_update_them() {
     // A new colour joins the existing parent, whose attribute gains the option.
     let out = h
         .conn
-        .push_listings(&[variant("TEE-GREEN", "TEE", "Green", 1), listing("MUG", 7, "8.00")])
+        .push_listings(&[
+            variant("TEE-GREEN", "TEE", "Green", 1),
+            listing("MUG", 7, "8.00"),
+        ])
         .await
         .expect("pushed");
     assert!(out.iter().all(is_applied), "{out:?}");
     let parent = woo.product_json("TEE").unwrap();
-    assert_eq!(parent["attributes"][0]["options"], serde_json::json!(["Red", "Blue", "Green"]));
+    assert_eq!(
+        parent["attributes"][0]["options"],
+        serde_json::json!(["Red", "Blue", "Green"])
+    );
     assert_eq!(woo.current_quantity("MUG"), Some(7));
-    assert_eq!(woo.skus(), ["MUG", "TEE", "TEE-BLUE", "TEE-GREEN", "TEE-RED"]);
+    assert_eq!(
+        woo.skus(),
+        ["MUG", "TEE", "TEE-BLUE", "TEE-GREEN", "TEE-RED"]
+    );
 
     // A group id naming a simple product cannot take variations.
     let out = h
@@ -222,7 +234,12 @@ async fn per_item_errors_become_per_item_outcomes() {
     woo.delete_out_of_band("GONE").unwrap();
     let out = h
         .conn
-        .push_stock(&[stock("A", 5), stock("B", 5), stock("GONE", 5), stock("NEVER", 5)])
+        .push_stock(&[
+            stock("A", 5),
+            stock("B", 5),
+            stock("GONE", 5),
+            stock("NEVER", 5),
+        ])
         .await
         .expect("answered");
     assert!(is_applied(&out[0]));
@@ -233,24 +250,39 @@ async fn per_item_errors_become_per_item_outcomes() {
             error: "Product is locked by an import.".into()
         }
     );
-    assert!(matches!(&out[2], ItemOutcome::NotListed { error } if error.contains("woocommerce_rest_product_invalid_id")), "{out:?}");
+    assert!(
+        matches!(&out[2], ItemOutcome::NotListed { error } if error.contains("woocommerce_rest_product_invalid_id")),
+        "{out:?}"
+    );
     assert!(matches!(&out[3], ItemOutcome::NotListed { .. }), "{out:?}");
     woo.faults().clear();
 
     // The dispatcher then sends the listing, which creates the product again.
-    let out = h.conn.push_listings(&[listing("GONE", 5, "1.00")]).await.unwrap();
+    let out = h
+        .conn
+        .push_listings(&[listing("GONE", 5, "1.00")])
+        .await
+        .unwrap();
     assert!(is_applied(&out[0]), "{out:?}");
     assert_eq!(woo.current_quantity("GONE"), Some(5));
 
     // A SKU already taken by a product the lookups cannot see: WooCommerce's own error.
     woo.seed_listing(WooSeedListing::new("HIDDEN", 1, "1.00").variation_of("P", "Size", "S"))
         .unwrap();
-    let out = h.conn.push_listings(&[listing("HIDDEN", 1, "1.00")]).await.unwrap();
+    let out = h
+        .conn
+        .push_listings(&[listing("HIDDEN", 1, "1.00")])
+        .await
+        .unwrap();
     assert!(
         matches!(&out[0], ItemOutcome::Retry { error } if error.contains("appeared")),
         "WooCommerce refused the duplicate; a fresh scan found it: {out:?}"
     );
-    let out = h.conn.push_listings(&[listing("HIDDEN", 1, "1.00")]).await.unwrap();
+    let out = h
+        .conn
+        .push_listings(&[listing("HIDDEN", 1, "1.00")])
+        .await
+        .unwrap();
     assert!(is_applied(&out[0]), "{out:?}");
     assert_eq!(woo.listing("HIDDEN").unwrap().kind, "variation");
 
@@ -258,7 +290,11 @@ async fn per_item_errors_become_per_item_outcomes() {
     woo.set_status_out_of_band("A", "draft").unwrap();
     let out = h.conn.push_stock(&[stock("A", 2)]).await.unwrap();
     assert!(matches!(&out[0], ItemOutcome::NotListed { error } if error.contains("draft")));
-    let out = h.conn.push_listings(&[listing("A", 2, "1.00")]).await.unwrap();
+    let out = h
+        .conn
+        .push_listings(&[listing("A", 2, "1.00")])
+        .await
+        .unwrap();
     assert!(is_applied(&out[0]));
     assert_eq!(woo.listing("A").unwrap().status, "publish");
 
@@ -278,7 +314,8 @@ async fn per_item_errors_become_per_item_outcomes() {
 async fn delist_drafts_products_and_disables_variations() {
     let h = start().await;
     let woo = h.woo();
-    woo.seed_listing(WooSeedListing::new("A", 1, "1.00")).unwrap();
+    woo.seed_listing(WooSeedListing::new("A", 1, "1.00"))
+        .unwrap();
     woo.seed_listing(WooSeedListing::new("V", 1, "1.00").variation_of("P", "Size", "S"))
         .unwrap();
     let out = h
@@ -302,7 +339,8 @@ async fn delist_drafts_products_and_disables_variations() {
 async fn orders_page_by_total_pages_and_map_statuses() {
     let h = start().await;
     let woo = h.woo();
-    woo.seed_listing(WooSeedListing::new("A", 1_000, "2.50")).unwrap();
+    woo.seed_listing(WooSeedListing::new("A", 1_000, "2.50"))
+        .unwrap();
     let mut ids = Vec::new();
     for _ in 0..205 {
         ids.push(woo.place_order(&[SandboxLine::new("A", 2)]).unwrap());
@@ -335,7 +373,11 @@ async fn orders_page_by_total_pages_and_map_statuses() {
     assert_eq!(status(&ids[1]), OrderStatus::Shipped);
     assert_eq!(status(&ids[2]), OrderStatus::Pending);
     assert_eq!(status(&ids[3]), OrderStatus::Cancelled);
-    assert_eq!(status(&ids[4]), OrderStatus::Shipped, "refunded after completion");
+    assert_eq!(
+        status(&ids[4]),
+        OrderStatus::Shipped,
+        "refunded after completion"
+    );
     assert_eq!(status(&ids[5]), OrderStatus::Cancelled);
     assert_eq!(status(&ids[6]), OrderStatus::Paid);
     let o = &all[6];
@@ -345,10 +387,20 @@ async fn orders_page_by_total_pages_and_map_statuses() {
     assert_eq!(o.lines[0].unit_price, Some(usd("2.50")));
     assert_eq!(o.total, Some(usd("5.00")));
     assert!(o.remote_updated_at_ms >= o.placed_at_ms);
-    for r in woo.requests().iter().filter(|r| r.operation == "listOrders") {
+    for r in woo
+        .requests()
+        .iter()
+        .filter(|r| r.operation == "listOrders")
+    {
         let q = r.query.as_deref().unwrap_or_default();
-        assert!(q.contains("dates_are_gmt=true") && q.contains("status=any"), "{q}");
-        assert!(q.contains("orderby=id") && q.contains("per_page=100"), "{q}");
+        assert!(
+            q.contains("dates_are_gmt=true") && q.contains("status=any"),
+            "{q}"
+        );
+        assert!(
+            q.contains("orderby=id") && q.contains("per_page=100"),
+            "{q}"
+        );
     }
 
     // Orders modified before `since` are not returned; a later cancellation is.
@@ -359,7 +411,11 @@ async fn orders_page_by_total_pages_and_map_statuses() {
     assert_eq!(p.orders.len(), 1);
     assert_eq!(p.orders[0].status, OrderStatus::Cancelled);
     assert!(p.next_page.is_none());
-    let e = h.conn.fetch_orders(0, Some("zero".into())).await.unwrap_err();
+    let e = h
+        .conn
+        .fetch_orders(0, Some("zero".into()))
+        .await
+        .unwrap_err();
     assert_eq!(e.class(), ErrorClass::Permanent);
 }
 
@@ -390,14 +446,22 @@ async fn the_snapshot_pages_through_products_and_variations() {
         }
     }
     assert_eq!(pages, 2);
-    assert_eq!(items.len(), 152, "150 simple + 2 variations; no parent, no draft");
+    assert_eq!(
+        items.len(),
+        152,
+        "150 simple + 2 variations; no parent, no draft"
+    );
     let find = |s: &str| items.iter().find(|i| i.sku.as_str() == s).unwrap();
     assert_eq!(find("S-042").quantity, Some(42));
     assert_eq!(find("S-042").price, Some(usd("1.50")));
     assert_eq!(find("V-M").quantity, Some(5));
     assert_eq!(find("V-M").price, Some(usd("3.10")));
     assert!(find("V-M").external_id.as_deref().unwrap().contains(':'));
-    assert!(items.iter().all(|i| i.sku.as_str() != "VAR" && i.sku.as_str() != "DRAFT"));
+    assert!(
+        items
+            .iter()
+            .all(|i| i.sku.as_str() != "VAR" && i.sku.as_str() != "DRAFT")
+    );
     // The snapshot filled the index: stock needs no lookup.
     let before = woo.request_count("listProducts");
     h.conn.push_stock(&[stock("V-S", 1)]).await.unwrap();
@@ -415,7 +479,10 @@ async fn a_waf_429_pauses_the_budget_for_its_retry_after() {
         |_| {},
     )
     .await;
-    h.conn.fetch_orders(0, None).await.expect("first goes through");
+    h.conn
+        .fetch_orders(0, None)
+        .await
+        .expect("first goes through");
     let e = h.conn.fetch_orders(0, None).await.expect_err("throttled");
     assert_eq!(e.class(), ErrorClass::RateLimited, "{e:?}");
     assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
@@ -437,9 +504,15 @@ async fn bad_keys_routes_and_bodies_are_classified_without_leaking_secrets() {
     let e = h.conn.fetch_orders(0, None).await.expect_err("refused");
     assert_eq!(e.class(), ErrorClass::Auth, "{e:?}");
     let text = format!("{e} {e:?} {:?}", h.conn);
-    assert!(text.contains("woocommerce_rest_authentication_error"), "{text}");
+    assert!(
+        text.contains("woocommerce_rest_authentication_error"),
+        "{text}"
+    );
     assert!(!text.contains("cs_wrong_secret_value"), "{text}");
-    assert!(!text.contains(&h.woo().credentials().consumer_key), "{text}");
+    assert!(
+        !text.contains(&h.woo().credentials().consumer_key),
+        "{text}"
+    );
 
     // A wrong site URL: WordPress has no such REST route.
     let h = start_with(WooOptions::default(), |c| c.endpoint.push_str("/blog")).await;
@@ -448,16 +521,23 @@ async fn bad_keys_routes_and_bodies_are_classified_without_leaking_secrets() {
         panic!("{e:?}")
     };
     assert_eq!(code.as_deref(), Some("rest_no_route"));
-    assert!(message.contains("/woo/blog/wp-json/wc/v3/orders"), "{message}");
+    assert!(
+        message.contains("/woo/blog/wp-json/wc/v3/orders"),
+        "{message}"
+    );
 
     // Outages and cut bodies.
     let h = start().await;
     let woo = h.woo();
     let id = woo.add_fault("listOrders", FaultKind::server_error(503));
-    assert_eq!(h.conn.fetch_orders(0, None).await.unwrap_err().class(), ErrorClass::Transient);
+    assert_eq!(
+        h.conn.fetch_orders(0, None).await.unwrap_err().class(),
+        ErrorClass::Transient
+    );
     woo.faults().remove(id);
     woo.add_fault("listOrders", FaultKind::MalformedBody);
-    woo.seed_listing(WooSeedListing::new("A", 3, "1.00")).unwrap();
+    woo.seed_listing(WooSeedListing::new("A", 3, "1.00"))
+        .unwrap();
     woo.place_order(&[SandboxLine::new("A", 1)]).unwrap();
     let e = h.conn.fetch_orders(0, None).await.unwrap_err();
     assert!(matches!(e, ConnectorError::Malformed { .. }), "{e:?}");
@@ -495,11 +575,23 @@ async fn hostile_server(mode: Arc<AtomicU8>) -> String {
                     }
                 }
                 let (status, kind, body) = match mode {
-                    0 => ("200 OK", "text/html", "<!DOCTYPE html><html><body>Just a moment...</body></html>".to_owned()),
-                    1 => ("500 Internal Server Error", "text/html", "<html><body>There has been a critical error.</body></html>".to_owned()),
+                    0 => (
+                        "200 OK",
+                        "text/html",
+                        "<!DOCTYPE html><html><body>Just a moment...</body></html>".to_owned(),
+                    ),
+                    1 => (
+                        "500 Internal Server Error",
+                        "text/html",
+                        "<html><body>There has been a critical error.</body></html>".to_owned(),
+                    ),
                     2 => ("200 OK", "application/json", "x".repeat(17 * 1024 * 1024)),
                     3 => ("200 OK", "application/json", "[{\"id\":1,".to_owned()),
-                    _ => ("404 Not Found", "text/html", "<html>Page not found</html>".to_owned()),
+                    _ => (
+                        "404 Not Found",
+                        "text/html",
+                        "<html>Page not found</html>".to_owned(),
+                    ),
                 };
                 let head = format!(
                     "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
@@ -526,14 +618,20 @@ async fn html_pages_oversized_and_cut_bodies_give_clean_errors() {
     })
     .unwrap();
     let e = conn.fetch_orders(0, None).await.unwrap_err();
-    assert!(matches!(&e, ConnectorError::Malformed { message, .. } if message.contains("HTML page")), "{e:?}");
+    assert!(
+        matches!(&e, ConnectorError::Malformed { message, .. } if message.contains("HTML page")),
+        "{e:?}"
+    );
     mode.store(1, AtomicOrdering::Relaxed);
     let e = conn.fetch_orders(0, None).await.unwrap_err();
     assert_eq!(e.class(), ErrorClass::Transient);
     assert!(e.to_string().contains("HTML page"), "{e}");
     mode.store(2, AtomicOrdering::Relaxed);
     let e = conn.fetch_orders(0, None).await.unwrap_err();
-    assert!(matches!(&e, ConnectorError::Malformed { message, .. } if message.contains("larger than")), "{e:?}");
+    assert!(
+        matches!(&e, ConnectorError::Malformed { message, .. } if message.contains("larger than")),
+        "{e:?}"
+    );
     mode.store(3, AtomicOrdering::Relaxed);
     let e = conn.fetch_orders(0, None).await.unwrap_err();
     assert!(matches!(e, ConnectorError::Malformed { .. }), "{e:?}");
@@ -555,7 +653,10 @@ fn plain_http_is_refused_except_on_loopback() {
     let e = WooCommerceConnector::new(config("http://shop.example.com")).unwrap_err();
     assert_eq!(e.class(), ErrorClass::Permanent);
     let text = e.to_string();
-    assert!(text.contains("endpoint") && text.contains("https"), "{text}");
+    assert!(
+        text.contains("endpoint") && text.contains("https"),
+        "{text}"
+    );
     for ok in [
         "https://shop.example.com",
         "http://127.0.0.1:8080/woo",
@@ -574,7 +675,9 @@ fn plain_http_is_refused_except_on_loopback() {
 async fn healthcheck_reports_products_and_currency() {
     let h = start().await;
     for s in ["A", "B", "C"] {
-        h.woo().seed_listing(WooSeedListing::new(s, 1, "1.00")).unwrap();
+        h.woo()
+            .seed_listing(WooSeedListing::new(s, 1, "1.00"))
+            .unwrap();
     }
     let health = h.conn.healthcheck().await.unwrap();
     assert!(health.summary.contains("3 products"), "{}", health.summary);
@@ -601,7 +704,9 @@ fn doc(file: &str) -> Option<String> {
 
 /// The first ```json block after `heading`.
 fn example(md: &str, heading: &str) -> serde_json::Value {
-    let at = md.find(heading).unwrap_or_else(|| panic!("{heading} in the docs"));
+    let at = md
+        .find(heading)
+        .unwrap_or_else(|| panic!("{heading} in the docs"));
     let rest = &md[at..];
     let start = rest.find("```json").expect("a JSON example") + "```json".len();
     let end = rest[start..].find("```").expect("closed");
@@ -628,13 +733,20 @@ fn the_documented_examples_parse_with_our_types() {
     let batch: BatchResponse =
         serde_json::from_value(example(&products, "## Batch update products ##")).unwrap();
     assert!(!batch.create.is_empty() && !batch.update.is_empty());
-    assert!(batch.create.iter().all(|e| matches!(BatchEntry::read(e), BatchEntry::Ok(_))));
+    assert!(
+        batch
+            .create
+            .iter()
+            .all(|e| matches!(BatchEntry::read(e), BatchEntry::Ok(_)))
+    );
     let vars: Vec<ProductView> =
         serde_json::from_value(example(&variations, "## List all product variations ##")).unwrap();
     assert!(vars.iter().all(|v| v.id > 0 && v.kind.is_empty()));
-    let vbatch: BatchResponse =
-        serde_json::from_value(example(&variations, "## Batch update product variations ##"))
-            .unwrap();
+    let vbatch: BatchResponse = serde_json::from_value(example(
+        &variations,
+        "## Batch update product variations ##",
+    ))
+    .unwrap();
     assert!(!vbatch.create.is_empty());
     let order: OrderView =
         serde_json::from_value(example(&orders, "## Retrieve an order ##")).unwrap();
@@ -649,17 +761,54 @@ fn the_documented_examples_parse_with_our_types() {
     }
     // The request bodies we send use the documented field names.
     let product_fields = [
-        "name", "type", "sku", "regular_price", "description", "images", "manage_stock",
-        "stock_quantity", "status", "attributes",
+        "name",
+        "type",
+        "sku",
+        "regular_price",
+        "description",
+        "images",
+        "manage_stock",
+        "stock_quantity",
+        "status",
+        "attributes",
     ];
     for f in product_fields {
-        assert!(products.contains(&format!("| `{f}`")), "{f} is a product property");
+        assert!(
+            products.contains(&format!("| `{f}`")),
+            "{f} is a product property"
+        );
     }
-    for f in ["sku", "regular_price", "description", "manage_stock", "stock_quantity", "status", "image", "attributes"] {
-        assert!(variations.contains(&format!("| `{f}`")), "{f} is a variation property");
+    for f in [
+        "sku",
+        "regular_price",
+        "description",
+        "manage_stock",
+        "stock_quantity",
+        "status",
+        "image",
+        "attributes",
+    ] {
+        assert!(
+            variations.contains(&format!("| `{f}`")),
+            "{f} is a variation property"
+        );
     }
-    for p in ["modified_after", "dates_are_gmt", "per_page", "page", "orderby", "order", "status"] {
-        assert!(orders.contains(&format!("| `{p}`")), "{p} is an orders parameter");
+    for p in [
+        "modified_after",
+        "dates_are_gmt",
+        "per_page",
+        "page",
+        "orderby",
+        "order",
+        "status",
+    ] {
+        assert!(
+            orders.contains(&format!("| `{p}`")),
+            "{p} is an orders parameter"
+        );
     }
-    assert!(orders.contains("Options: `date`, `id`, `include`, `title` and `slug`"), "orderby=id is allowed");
+    assert!(
+        orders.contains("Options: `date`, `id`, `include`, `title` and `slug`"),
+        "orderby=id is allowed"
+    );
 }

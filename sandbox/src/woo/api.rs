@@ -13,7 +13,9 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
 
 use super::state::{self, Ctx, Kind, SITE_UTC_OFFSET_HOURS};
-use super::{API_ROOT, DEFAULT_PER_PAGE, MARKETPLACE, MAX_BATCH_ITEMS, MAX_PER_PAGE, Woo, WooError};
+use super::{
+    API_ROOT, DEFAULT_PER_PAGE, MARKETPLACE, MAX_BATCH_ITEMS, MAX_PER_PAGE, Woo, WooError,
+};
 use crate::MAX_BODY_BYTES;
 use crate::gate::Operation;
 
@@ -97,7 +99,10 @@ pub(crate) async fn authorize(State(woo): Shop, req: Request, next: Next) -> Res
     match given {
         None => {
             let (code, message) = if op.readonly {
-                ("woocommerce_rest_cannot_view", "Sorry, you cannot list resources.")
+                (
+                    "woocommerce_rest_cannot_view",
+                    "Sorry, you cannot list resources.",
+                )
             } else {
                 (
                     "woocommerce_rest_cannot_create",
@@ -129,7 +134,11 @@ struct Query {
 }
 
 fn invalid(name: &str, why: impl Into<String>) -> WooError {
-    let mut e = WooError::new(400, "rest_invalid_param", format!("Invalid parameter(s): {name}"));
+    let mut e = WooError::new(
+        400,
+        "rest_invalid_param",
+        format!("Invalid parameter(s): {name}"),
+    );
     e.data.insert("params".into(), json!({ name: why.into() }));
     e
 }
@@ -165,7 +174,12 @@ impl Query {
         }
     }
 
-    fn one_of(&self, name: &str, allowed: &[&str], default: &'static str) -> Result<String, WooError> {
+    fn one_of(
+        &self,
+        name: &str,
+        allowed: &[&str],
+        default: &'static str,
+    ) -> Result<String, WooError> {
         match self.get(name) {
             None => Ok(default.to_owned()),
             Some(v) if allowed.contains(&v) => Ok(v.to_owned()),
@@ -326,7 +340,16 @@ pub(crate) async fn list_products(State(woo): Shop, uri: Uri, RawQuery(raw): Raw
         sort(
             &mut items,
             &q,
-            &["date", "id", "include", "title", "slug", "price", "popularity", "rating"],
+            &[
+                "date",
+                "id",
+                "include",
+                "title",
+                "slug",
+                "price",
+                "popularity",
+                "rating",
+            ],
         )?;
         let rendered: Vec<Value> = items.iter().map(|p| p.render(&st.base_url, &st)).collect();
         Ok::<_, WooError>((q, rendered))
@@ -358,8 +381,9 @@ pub(crate) async fn get_product(State(woo): Shop, Path(id): Path<String>) -> Res
     let st = woo.lock();
     match st.products.get(&id) {
         Some(p) => axum::Json(p.render(&st.base_url, &st)).into_response(),
-        None => WooError::new(404, "woocommerce_rest_product_invalid_id", "Invalid ID.")
-            .into_response(),
+        None => {
+            WooError::new(404, "woocommerce_rest_product_invalid_id", "Invalid ID.").into_response()
+        }
     }
 }
 
@@ -542,20 +566,31 @@ pub(crate) async fn list_orders(State(woo): Shop, uri: Uri, RawQuery(raw): RawQu
             if s != "any" && !ORDER_STATUSES.contains(&s.as_str()) {
                 return Err(invalid(
                     "status",
-                    format!("status[0] is not one of any, {}.", ORDER_STATUSES.join(", ")),
+                    format!(
+                        "status[0] is not one of any, {}.",
+                        ORDER_STATUSES.join(", ")
+                    ),
                 ));
             }
         }
-        let orderby = q.one_of("orderby", &["date", "id", "include", "title", "slug"], "date")?;
+        let orderby = q.one_of(
+            "orderby",
+            &["date", "id", "include", "title", "slug"],
+            "date",
+        )?;
         let order = q.one_of("order", &["asc", "desc"], "desc")?;
         let st = woo.lock();
         let mut orders: Vec<&state::Order> = st
             .orders
             .values()
             .filter(|o| {
-                statuses
-                    .iter()
-                    .any(|s| if s == "any" { o.status != "trash" } else { *s == o.status })
+                statuses.iter().any(|s| {
+                    if s == "any" {
+                        o.status != "trash"
+                    } else {
+                        *s == o.status
+                    }
+                })
             })
             // WordPress compares whole seconds, strictly after / before.
             .filter(|o| after.is_none_or(|a| o.modified.timestamp() > a.timestamp()))
@@ -586,10 +621,8 @@ pub(crate) async fn get_order(State(woo): Shop, Path(id): Path<String>) -> Respo
     let st = woo.lock();
     match st.orders.get(&id) {
         Some(o) => axum::Json(o.render(&st.currency)).into_response(),
-        None => {
-            WooError::new(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
-                .into_response()
-        }
+        None => WooError::new(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
+            .into_response(),
     }
 }
 
@@ -602,8 +635,9 @@ pub(crate) async fn current_currency(State(woo): Shop) -> Response {
         "GBP" => "&pound;",
         _ => "",
     };
-    axum::Json(json!({"code": code, "name": code, "symbol": symbol, "_links": {
-        "collection": [{"href": format!("{}{API_ROOT}/data/currencies", woo.site_url())}]}}))
+    axum::Json(
+        json!({"code": code, "name": code, "symbol": symbol, "_links": {
+        "collection": [{"href": format!("{}{API_ROOT}/data/currencies", woo.site_url())}]}}),
+    )
     .into_response()
 }
-

@@ -322,7 +322,10 @@ impl Woo {
         let delivery = self.deliveries.fetch_add(1, Ordering::Relaxed) + 1;
         let headers = vec![
             ("Content-Type".to_owned(), "application/json".to_owned()),
-            ("X-WC-Webhook-Source".to_owned(), format!("{}/", self.site_url())),
+            (
+                "X-WC-Webhook-Source".to_owned(),
+                format!("{}/", self.site_url()),
+            ),
             ("X-WC-Webhook-Topic".to_owned(), format!("order.{event}")),
             ("X-WC-Webhook-Resource".to_owned(), "order".to_owned()),
             ("X-WC-Webhook-Event".to_owned(), event.to_owned()),
@@ -770,10 +773,7 @@ impl WooHandle {
 
     /// Sets or removes the WAF's limit (a full bucket).
     pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
-        self.inner
-            .shared
-            .limiter
-            .set(MARKETPLACE, GROUP_WAF, limit);
+        self.inner.shared.limiter.set(MARKETPLACE, GROUP_WAF, limit);
     }
 
     /// The WAF's limit.

@@ -493,7 +493,10 @@ fn string_field(m: &Map<String, Value>, name: &str) -> Result<Option<String>, Wo
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Number(n)) if name != "sku" => Ok(Some(n.to_string())),
-        Some(_) => Err(invalid_param(name, &format!("{name} is not of type string."))),
+        Some(_) => Err(invalid_param(
+            name,
+            &format!("{name} is not of type string."),
+        )),
     }
 }
 
@@ -586,10 +589,7 @@ fn parse_fields(m: &Map<String, Value>, variation: bool) -> Result<Fields, WooEr
                 let name = a.get("name").and_then(Value::as_str).unwrap_or_default();
                 let option = a.get("option").and_then(Value::as_str).unwrap_or_default();
                 if name.is_empty() {
-                    return Err(invalid_param(
-                        "attributes",
-                        "every attribute needs a name.",
-                    ));
+                    return Err(invalid_param("attributes", "every attribute needs a name."));
                 }
                 out.push((name.to_owned(), option.to_owned()));
             }
@@ -610,10 +610,7 @@ fn parse_fields(m: &Map<String, Value>, variation: bool) -> Result<Fields, WooEr
             for a in list {
                 let name = a.get("name").and_then(Value::as_str).unwrap_or_default();
                 if name.is_empty() {
-                    return Err(invalid_param(
-                        "attributes",
-                        "every attribute needs a name.",
-                    ));
+                    return Err(invalid_param("attributes", "every attribute needs a name."));
                 }
                 out.push(Attribute {
                     name: name.to_owned(),
@@ -745,9 +742,9 @@ impl WooState {
         body: &Value,
         parent: Option<u64>,
     ) -> Result<Value, WooError> {
-        let m = body.as_object().ok_or_else(|| {
-            item_error("rest_invalid_param", "Invalid parameter(s): body", 400)
-        })?;
+        let m = body
+            .as_object()
+            .ok_or_else(|| item_error("rest_invalid_param", "Invalid parameter(s): body", 400))?;
         let f = parse_fields(m, parent.is_some())?;
         let sku = f.sku.clone().unwrap_or_default();
         if let Some(e) = Self::rejection(ctx, &sku) {

@@ -224,10 +224,16 @@ async fn products_batch_creates_updates_and_reports_per_item_errors() {
         FaultKind::reject_skus(["MUG"], 7, "The product is locked."),
     ));
     let r = h
-        .post("/products/batch", &json!({"update": [{"id": mug, "stock_quantity": 3}]}))
+        .post(
+            "/products/batch",
+            &json!({"update": [{"id": mug, "stock_quantity": 3}]}),
+        )
         .await;
     assert_eq!(r.body["update"][0]["error"]["code"], ERR_REJECTED);
-    assert_eq!(r.body["update"][0]["error"]["message"], "The product is locked.");
+    assert_eq!(
+        r.body["update"][0]["error"]["message"],
+        "The product is locked."
+    );
     assert_eq!(r.body["update"][0]["error"]["data"]["error_id"], 7);
 
     // Malformed JSON.
@@ -273,10 +279,18 @@ async fn variable_products_and_variations() {
     assert_eq!(r.body["create"][0]["attributes"][0]["option"], "Red");
     // Variations are not products: the products list does not show them.
     let r = h.get("/products?sku=TEE-RED,TEE").await;
-    let skus: Vec<&str> = r.body.as_array().unwrap().iter().map(|p| p["sku"].as_str().unwrap()).collect();
+    let skus: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap())
+        .collect();
     assert_eq!(skus, ["TEE"]);
     assert_eq!(r.body[0]["variations"].as_array().unwrap().len(), 2);
-    let r = h.get(&format!("/products/{tee}/variations?sku=TEE-RED")).await;
+    let r = h
+        .get(&format!("/products/{tee}/variations?sku=TEE-RED"))
+        .await;
     assert_eq!(r.body.as_array().unwrap().len(), 1);
     let r = h
         .post(
@@ -294,11 +308,11 @@ async fn variable_products_and_variations() {
         .await;
     assert_eq!(r.status, 404);
     let listing = h.woo().listing("TEE-RED").unwrap();
+    assert_eq!((listing.product_id, listing.variation_id), (tee, Some(red)));
     assert_eq!(
-        (listing.product_id, listing.variation_id),
-        (tee, Some(red))
+        h.woo().writes().last().unwrap().listing_ref.as_deref(),
+        Some(format!("{tee}:{red}").as_str())
     );
-    assert_eq!(h.woo().writes().last().unwrap().listing_ref.as_deref(), Some(format!("{tee}:{red}").as_str()));
 }
 
 #[tokio::test]
@@ -309,11 +323,16 @@ async fn collections_page_with_wordpress_headers_and_limits() {
             .seed_listing(WooSeedListing::new(format!("S-{i:02}"), 1, "1.00"))
             .unwrap();
     }
-    let r = h.get("/products?per_page=10&page=2&orderby=id&order=asc").await;
+    let r = h
+        .get("/products?per_page=10&page=2&orderby=id&order=asc")
+        .await;
     assert_eq!(r.header("x-wp-total"), Some("25"));
     assert_eq!(r.header("x-wp-totalpages"), Some("3"));
     let link = r.header("link").unwrap();
-    assert!(link.contains("rel=\"next\"") && link.contains("rel=\"prev\""), "{link}");
+    assert!(
+        link.contains("rel=\"next\"") && link.contains("rel=\"prev\""),
+        "{link}"
+    );
     assert!(link.contains("page=3"), "{link}");
     assert_eq!(r.body[0]["sku"], "S-10");
     let r = h.get("/products?per_page=101").await;
@@ -333,7 +352,10 @@ async fn collections_page_with_wordpress_headers_and_limits() {
     )
     .await;
     assert_eq!(r.status, 404);
-    assert!(r.text.starts_with("<!DOCTYPE html>"), "WordPress's theme page");
+    assert!(
+        r.text.starts_with("<!DOCTYPE html>"),
+        "WordPress's theme page"
+    );
     let r = h.get("/data/currencies/current").await;
     assert_eq!(r.body["code"], "USD");
 }
@@ -342,10 +364,13 @@ async fn collections_page_with_wordpress_headers_and_limits() {
 async fn orders_filter_by_gmt_modification_page_and_move_stock() {
     let h = start().await;
     let woo = h.woo();
-    woo.seed_listing(WooSeedListing::new("A", 10, "2.50")).unwrap();
+    woo.seed_listing(WooSeedListing::new("A", 10, "2.50"))
+        .unwrap();
     woo.seed_listing(WooSeedListing::new("B", 1, "4.00").variation_of("PARENT", "Size", "L"))
         .unwrap();
-    let first = woo.place_order(&[OrderLine::new("A", 2), OrderLine::new("B", 1)]).unwrap();
+    let first = woo
+        .place_order(&[OrderLine::new("A", 2), OrderLine::new("B", 1)])
+        .unwrap();
     assert_eq!(woo.current_quantity("A"), Some(8));
     assert_eq!(woo.current_quantity("B"), Some(0));
     assert!(matches!(
@@ -362,7 +387,10 @@ async fn orders_filter_by_gmt_modification_page_and_move_stock() {
     let o = woo.order(&first).unwrap();
     assert_eq!(o["status"], "processing");
     assert_eq!(o["total"], "9.00");
-    assert_eq!(o["line_items"][1]["variation_id"].as_u64(), woo.listing("B").unwrap().variation_id);
+    assert_eq!(
+        o["line_items"][1]["variation_id"].as_u64(),
+        woo.listing("B").unwrap().variation_id
+    );
 
     let since = (chrono::Utc::now() - chrono::TimeDelta::minutes(5))
         .format("%Y-%m-%dT%H:%M:%S")
@@ -380,7 +408,9 @@ async fn orders_filter_by_gmt_modification_page_and_move_stock() {
     let past = (chrono::Utc::now() - chrono::TimeDelta::hours(2))
         .format("%Y-%m-%dT%H:%M:%S")
         .to_string();
-    let r = h.get(&format!("/orders?modified_after={past}&dates_are_gmt=true")).await;
+    let r = h
+        .get(&format!("/orders?modified_after={past}&dates_are_gmt=true"))
+        .await;
     assert_eq!(r.body.as_array().unwrap().len(), 5);
     let r = h.get(&format!("/orders?modified_after={past}")).await;
     assert_eq!(
@@ -448,8 +478,12 @@ async fn order_webhooks_are_signed_like_woocommerce() {
     tokio::spawn(async move { axum::serve(listener, app).await });
     let h = start().await;
     let woo = h.woo();
-    woo.set_webhook(Some(WebhookTarget::new(format!("http://{addr}/hook"), "s3cret")));
-    woo.seed_listing(WooSeedListing::new("A", 3, "1.00")).unwrap();
+    woo.set_webhook(Some(WebhookTarget::new(
+        format!("http://{addr}/hook"),
+        "s3cret",
+    )));
+    woo.seed_listing(WooSeedListing::new("A", 3, "1.00"))
+        .unwrap();
     let id = woo.place_order(&[OrderLine::new("A", 1)]).unwrap();
     woo.cancel_order(&id).unwrap();
     let mut topics = Vec::new();
@@ -458,7 +492,13 @@ async fn order_webhooks_are_signed_like_woocommerce() {
             .await
             .expect("delivered")
             .expect("open");
-        let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let get = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
         assert_eq!(
             get("x-wc-webhook-signature"),
             crate::webhook::sign_base64("s3cret", &body)
@@ -468,11 +508,18 @@ async fn order_webhooks_are_signed_like_woocommerce() {
         assert!(get("x-wc-webhook-source").ends_with("/woo/"));
         let order: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(order["id"].as_u64().unwrap().to_string(), id);
-        topics.push((get("x-wc-webhook-topic"), get("x-wc-webhook-event"), order["status"].clone()));
+        topics.push((
+            get("x-wc-webhook-topic"),
+            get("x-wc-webhook-event"),
+            order["status"].clone(),
+        ));
     }
     topics.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(topics[0].0, "order.created");
-    assert_eq!(topics[1], ("order.updated".into(), "updated".into(), json!("cancelled")));
+    assert_eq!(
+        topics[1],
+        ("order.updated".into(), "updated".into(), json!("cancelled"))
+    );
     // The sender counts after the answer arrives.
     for _ in 0..100 {
         if woo.webhook_counts().accepted == 2 {
@@ -503,8 +550,16 @@ async fn the_control_api_drives_the_shop() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let id = r.json::<Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned();
-    let r = h.http.post(format!("{base}/orders/{id}/cancel")).send().await.unwrap();
+    let id = r.json::<Value>().await.unwrap()["orderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .http
+        .post(format!("{base}/orders/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     let r = h
         .http
@@ -515,7 +570,12 @@ async fn the_control_api_drives_the_shop() {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(h.woo().current_quantity("C1"), Some(9));
-    let r = h.http.get(format!("{base}/listings/NOPE")).send().await.unwrap();
+    let r = h
+        .http
+        .get(format!("{base}/listings/NOPE"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(h.woo().skus(), ["C1"]);
 }
@@ -578,15 +638,22 @@ async fn rendered_fields_are_the_documented_ones() {
     };
     let h = start().await;
     let woo = h.woo();
-    woo.seed_listing(WooSeedListing::new("A", 3, "1.00")).unwrap();
+    woo.seed_listing(WooSeedListing::new("A", 3, "1.00"))
+        .unwrap();
     woo.seed_listing(WooSeedListing::new("V", 3, "1.00").variation_of("P", "Size", "M"))
         .unwrap();
-    let id = woo.place_order(&[OrderLine::new("A", 1), OrderLine::new("V", 1)]).unwrap();
+    let id = woo
+        .place_order(&[OrderLine::new("A", 1), OrderLine::new("V", 1)])
+        .unwrap();
     let product_props = properties(&products, "Product properties");
     assert!(product_props.len() > 60, "{product_props:?}");
     for sku in ["A", "P"] {
         let p = woo.product_json(sku).unwrap();
-        assert_eq!(undocumented(&p, &product_props), Vec::<String>::new(), "{sku}");
+        assert_eq!(
+            undocumented(&p, &product_props),
+            Vec::<String>::new(),
+            "{sku}"
+        );
     }
     let variation_props = properties(&variations, "Product variation properties");
     let v = woo.product_json("V").unwrap();
@@ -602,7 +669,11 @@ async fn rendered_fields_are_the_documented_ones() {
     for (name, _) in [("billing", ()), ("shipping", ())] {
         let heading = format!(
             "Order - {} properties",
-            if name == "billing" { "Billing" } else { "Shipping" }
+            if name == "billing" {
+                "Billing"
+            } else {
+                "Shipping"
+            }
         );
         assert_eq!(
             undocumented(&o[name], &properties(&orders, &heading)),
