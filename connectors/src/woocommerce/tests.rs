@@ -587,6 +587,11 @@ async fn hostile_server(mode: Arc<AtomicU8>) -> String {
                     ),
                     2 => ("200 OK", "application/json", "x".repeat(17 * 1024 * 1024)),
                     3 => ("200 OK", "application/json", "[{\"id\":1,".to_owned()),
+                    5 => (
+                        "503 Service Unavailable\r\nretry-after: 1",
+                        "text/html",
+                        "<html>Briefly unavailable for scheduled maintenance.</html>".to_owned(),
+                    ),
                     _ => (
                         "404 Not Found",
                         "text/html",
@@ -635,6 +640,12 @@ async fn html_pages_oversized_and_cut_bodies_give_clean_errors() {
     mode.store(3, AtomicOrdering::Relaxed);
     let e = conn.fetch_orders(0, None).await.unwrap_err();
     assert!(matches!(e, ConnectorError::Malformed { .. }), "{e:?}");
+    // WordPress maintenance mode: a 503 with Retry-After pauses the budget like a 429.
+    mode.store(5, AtomicOrdering::Relaxed);
+    let e = conn.fetch_orders(0, None).await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::RateLimited, "{e:?}");
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
+    assert!(conn.client.budget.paused_for(OP_REST).is_some());
     mode.store(4, AtomicOrdering::Relaxed);
     let e = conn.fetch_orders(0, None).await.unwrap_err();
     assert_eq!(e.class(), ErrorClass::Permanent);

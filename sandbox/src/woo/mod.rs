@@ -468,7 +468,7 @@ impl WooHandle {
             )));
         }
         let scratch = crate::record::Recorder::new();
-        let no_faults = |_: &str| -> Option<(u16, u64, String)> { None };
+        let no_faults = |_: &str| -> Option<state::Rejection> { None };
         let ctx = state::Ctx {
             now: self.inner.shared.clock.now(),
             rec: &scratch,

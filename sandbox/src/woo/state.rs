@@ -111,12 +111,15 @@ pub(crate) struct WooState {
     pub base_url: String,
 }
 
+/// A `reject_skus` fault's verdict on a SKU: HTTP status, numeric error id, message.
+pub(crate) type Rejection = (u16, u64, String);
+
 /// Context of one mutation.
 pub(crate) struct Ctx<'a> {
     pub now: DateTime<Utc>,
     pub rec: &'a Recorder,
     /// The fault check for `reject_skus` rules: `Some((code status, message))` refuses the SKU.
-    pub reject: &'a dyn Fn(&str) -> Option<(u16, u64, String)>,
+    pub reject: &'a dyn Fn(&str) -> Option<Rejection>,
     /// Operation name for write records.
     pub operation: &'static str,
 }

@@ -27,3 +27,35 @@ pub(super) fn connector(
     .map_err(|e| format!("channels.{id}: {e}"))?;
     Ok((Arc::new(conn), l))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ChannelCommon;
+
+    fn section(endpoint: &str) -> WooCommerceConfig {
+        WooCommerceConfig {
+            common: ChannelCommon::default(),
+            endpoint: endpoint.into(),
+            consumer_key: "ck_test".into(),
+            consumer_secret: "cs_test".into(),
+            webhook_secret: "whsec".into(),
+        }
+    }
+
+    #[test]
+    fn a_section_becomes_a_woocommerce_connector_with_its_limits() {
+        let (conn, limits) = connector("woo", &section("https://shop.example.com")).unwrap();
+        assert_eq!(conn.kind(), "woocommerce");
+        assert_eq!(limits, WooCommerceConnector::DEFAULT_LIMITS);
+        assert!(connector("woo", &section("http://127.0.0.1:18080/woo")).is_ok());
+        let Err(e) = connector("woo", &section("http://shop.example.com")) else {
+            panic!("plain http to another host")
+        };
+        assert!(
+            e.starts_with("channels.woo: ") && e.contains("endpoint"),
+            "{e}"
+        );
+        assert!(!e.contains("cs_test"), "{e}");
+    }
+}
