@@ -104,27 +104,23 @@ pub(crate) fn root_fields(doc: &str) -> Vec<String> {
             }
             '(' => parens += 1,
             ')' => parens = parens.saturating_sub(1),
-            '{' => {
-                if parens == 0 {
+            '{' if parens == 0 => {
+                if let Some(f) = pending.take() {
+                    fields.push(f);
+                }
+                depth += 1;
+            }
+            '}' if parens == 0 => {
+                if depth == 1 {
                     if let Some(f) = pending.take() {
                         fields.push(f);
                     }
-                    depth += 1;
+                    return fields
+                        .into_iter()
+                        .filter(|f| !f.starts_with("__"))
+                        .collect();
                 }
-            }
-            '}' => {
-                if parens == 0 {
-                    if depth == 1 {
-                        if let Some(f) = pending.take() {
-                            fields.push(f);
-                        }
-                        return fields
-                            .into_iter()
-                            .filter(|f| !f.starts_with("__"))
-                            .collect();
-                    }
-                    depth = depth.saturating_sub(1);
-                }
+                depth = depth.saturating_sub(1);
             }
             ':' if depth == 1 && parens == 0 => {
                 // `alias: field` — the alias in `pending` is dropped.
