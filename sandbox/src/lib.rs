@@ -60,7 +60,6 @@ mod ratelimit;
 mod record;
 mod rng;
 mod server;
-#[allow(dead_code)] // until every fake sends webhooks
 mod webhook;
 
 use std::net::{Ipv4Addr, SocketAddr};

@@ -3,9 +3,9 @@
 //! A probe builds the channel's connector exactly as the daemon does
 //! ([`crate::sync::channels::connector`]) and runs its [`Connector::healthcheck`]: a token and a
 //! cheap read of the main endpoint, nothing written (STYLE habit 7). Probes run concurrently, each
-//! bounded by [`HEALTHCHECK_TIMEOUT`]; one failed probe makes the command exit non-zero. Channel
-//! types this build has no connector for are skipped, as the daemon skips them. Messages come
-//! from the connectors, which never put a secret in an error.
+//! bounded by [`HEALTHCHECK_TIMEOUT`]; one failed probe makes the command exit non-zero, and so
+//! does a connector that refuses its section (plain-http WooCommerce keys, a bad Graph URL …).
+//! Messages come from the connectors, which never put a secret in an error.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,11 +19,6 @@ use crate::config::Config;
 
 /// How long one channel's probe may take, token call included.
 pub const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How [`crate::sync::channels::connector`] words "this channel type has no connector in this
-/// build". That is a skip (the daemon runs without the channel), not a failure; any other error
-/// building a connector is a failure. A unit test pins the wording.
-const NO_CONNECTOR: &str = "has no connector for type";
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -168,21 +163,13 @@ async fn probe(connector: Arc<dyn Connector>, timeout: Duration) -> Outcome {
     }
 }
 
-/// A connector that could not be built: a skip for types this build lacks, a failure otherwise.
+/// A connector that refused its section: a failure, with the connector's reason.
 fn build_error(id: &str, error: String) -> Outcome {
     let text = error
         .strip_prefix(&format!("channels.{id}: "))
         .map(str::to_owned)
         .unwrap_or(error);
-    if text.contains(NO_CONNECTOR) {
-        let text = text
-            .strip_suffix("; the channel is skipped")
-            .map(str::to_owned)
-            .unwrap_or(text);
-        Outcome::Skipped(text.replace('`', ""))
-    } else {
-        Outcome::Failed(text)
-    }
+    Outcome::Failed(text)
 }
 
 #[cfg(test)]
@@ -196,28 +183,25 @@ mod tests {
         crate::config::parse(&text, "test.toml", &|_| Some("s3cret".to_owned())).unwrap()
     }
 
-    const FACEBOOK: &str = "[channels.fb]\ntype = \"facebook\"\ncatalog_id = \"1\"\n\
-        access_token = \"${S}\"\napp_secret = \"${S}\"\n";
+    const WOO_PLAIN_HTTP: &str = "[channels.woo]\ntype = \"woocommerce\"\n\
+        endpoint = \"http://shop.example.com\"\nconsumer_key = \"${S}\"\n\
+        consumer_secret = \"${S}\"\nwebhook_secret = \"${S}\"\n";
 
     #[tokio::test]
-    async fn types_without_a_connector_are_skipped_not_failed() {
-        let probes = probe_all(&config(FACEBOOK), HEALTHCHECK_TIMEOUT).await;
-        assert_eq!(
-            probes,
-            [Probe {
-                channel: "fb".into(),
-                outcome: Outcome::Skipped(
-                    "this build has no connector for type facebook yet".into()
-                ),
-            }]
+    async fn a_connector_that_refuses_its_section_fails_with_the_reason() {
+        let probes = probe_all(&config(WOO_PLAIN_HTTP), HEALTHCHECK_TIMEOUT).await;
+        assert_eq!(probes.len(), 1);
+        assert!(probes[0].failed(), "{probes:?}");
+        assert!(
+            matches!(&probes[0].outcome, Outcome::Failed(w) if w.contains("plain http") && !w.contains("s3cret")),
+            "{probes:?}"
         );
-        assert!(!probes[0].failed());
     }
 
     #[tokio::test]
     async fn disabled_channels_are_skipped() {
         let probes = probe_all(
-            &config(&format!("{FACEBOOK}enabled = false\n")),
+            &config(&format!("{WOO_PLAIN_HTTP}enabled = false\n")),
             HEALTHCHECK_TIMEOUT,
         )
         .await;

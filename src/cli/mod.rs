@@ -8,7 +8,7 @@ mod explain;
 mod import;
 mod orders;
 mod resync;
-mod sandbox;
+pub mod sandbox;
 mod status;
 mod stock;
 

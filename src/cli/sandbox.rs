@@ -9,7 +9,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use omnistock_sandbox::amazon::{AmazonCredentials, AmazonOptions, AmazonSeedListing};
-use omnistock_sandbox::{EbayCredentials, EbayOptions, Sandbox, SandboxOptions, SeedListing};
+use omnistock_sandbox::{
+    EbayCredentials, EbayOptions, MetaCredentials, MetaOptions, MetaSeedListing, Sandbox,
+    SandboxOptions, SeedListing, ShopifyCredentials, ShopifyOptions, ShopifySeedListing,
+    VendureCredentials, VendureOptions, VendureSeedListing, WebhookTarget, WooCredentials,
+    WooOptions, WooSeedListing,
+};
 
 /// The port `config/demo.toml` points every channel at.
 pub const DEFAULT_PORT: u16 = 18080;
@@ -32,10 +37,73 @@ pub struct Args {
     /// Seed of the PRNG behind fault probabilities and generated tokens (same seed, same run).
     #[arg(long, default_value_t = SandboxOptions::default().seed)]
     pub seed: u64,
-    /// Start with live eBay listings for the demo catalog's SKUs (config/demo-catalog.csv), as if
-    /// the merchant had listed them by hand before trying omnistock.
+    /// Start with live listings for the demo catalog's SKUs (config/demo-catalog.csv) on every
+    /// marketplace, as if the merchant had listed them by hand before trying omnistock.
     #[arg(long)]
     pub seed_demo: bool,
+    /// Where the Meta, Shopify and WooCommerce fakes send their signed order webhooks:
+    /// `<URL>/webhooks/<channel id of config/demo.toml>`; config/demo.toml's daemon listens on
+    /// 127.0.0.1:8686. Deliveries to a daemon that is not running just fail.
+    #[arg(long, default_value = "http://127.0.0.1:8686")]
+    pub webhooks_to: String,
+    /// Send no webhooks (the daemon then learns of orders by polling only).
+    #[arg(long)]
+    pub no_webhooks: bool,
+}
+
+/// The secret config/demo.toml's channels sign and check webhooks with (Meta: its app secret).
+pub const DEMO_SECRET: &str = "sandbox-secret";
+
+/// The Meta fake as config/demo.toml's `facebook` channel expects it.
+pub fn demo_meta() -> MetaOptions {
+    MetaOptions {
+        credentials: MetaCredentials {
+            access_token: DEMO_SECRET.into(),
+            app_secret: DEMO_SECRET.into(),
+            catalog_id: "sandbox-catalog".into(),
+            commerce_account_id: "sandbox-commerce".into(),
+        },
+        catalog_id: "sandbox-catalog".into(),
+        commerce_account_id: "sandbox-commerce".into(),
+        ..MetaOptions::default()
+    }
+}
+
+/// The Shopify fake as config/demo.toml's `shop` channel expects it.
+pub fn demo_shopify() -> ShopifyOptions {
+    let d = ShopifyOptions::default();
+    ShopifyOptions {
+        credentials: ShopifyCredentials {
+            access_token: DEMO_SECRET.into(),
+            location_id: "gid://shopify/Location/1".into(),
+            ..d.credentials.clone()
+        },
+        location_id: 1,
+        ..d
+    }
+}
+
+/// The WooCommerce fake as config/demo.toml's `woo` channel expects it.
+pub fn demo_woo() -> WooOptions {
+    WooOptions {
+        credentials: WooCredentials {
+            consumer_key: "sandbox-key".into(),
+            consumer_secret: DEMO_SECRET.into(),
+        },
+        ..WooOptions::default()
+    }
+}
+
+/// The Vendure fake as config/demo.toml's `vendure` channel expects it.
+pub fn demo_vendure() -> VendureOptions {
+    VendureOptions {
+        credentials: VendureCredentials {
+            username: "sandbox-admin".into(),
+            password: DEMO_SECRET.into(),
+            channel_token: None,
+        },
+        ..VendureOptions::default()
+    }
 }
 
 /// The eBay credentials `config/demo.toml` carries, with every scope the connector needs.
@@ -106,7 +174,26 @@ pub fn options(args: &Args) -> Result<SandboxOptions> {
         ..EbayOptions::default()
     };
     let mut amazon = demo_amazon();
+    let mut meta = demo_meta();
+    let mut shopify = demo_shopify();
+    let mut woo = demo_woo();
+    let mut vendure = demo_vendure();
     if args.seed_demo {
+        for l in demo_listings()? {
+            let title = l.title.clone();
+            let mut m = MetaSeedListing::new(&l.sku, l.quantity, &l.price.value);
+            m.title = title.clone();
+            meta.listings.push(m);
+            let mut s = ShopifySeedListing::new(&l.sku, l.quantity, &l.price.value);
+            s.title = title.clone();
+            shopify.listings.push(s);
+            let mut w = WooSeedListing::new(&l.sku, l.quantity, &l.price.value);
+            w.title = Some(title.clone());
+            woo.listings.push(w);
+            let mut v = VendureSeedListing::new(&l.sku, l.quantity, &l.price.value);
+            v.name = Some(title);
+            vendure.listings.push(v);
+        }
         ebay.listings = demo_listings()?;
         amazon.listings = ebay
             .listings
@@ -124,8 +211,20 @@ pub fn options(args: &Args) -> Result<SandboxOptions> {
         seed: args.seed,
         ebay,
         amazon,
-        ..SandboxOptions::default()
+        meta,
+        shopify,
+        woo,
+        vendure,
     })
+}
+
+/// Points the Meta, Shopify and WooCommerce fakes' webhooks at `base`/webhooks/<channel id>.
+fn hook_webhooks(sandbox: &Sandbox, base: &str) {
+    let base = base.trim_end_matches('/');
+    let target = |id: &str| WebhookTarget::new(format!("{base}/webhooks/{id}"), DEMO_SECRET);
+    sandbox.meta().set_webhook(Some(target("facebook")));
+    sandbox.shopify().set_webhook(Some(target("shop")));
+    sandbox.woo().set_webhook(Some(target("woo")));
 }
 
 /// What `/_control` offers (see the `omnistock-sandbox` crate docs).
@@ -214,7 +313,30 @@ fn banner(base: &str, args: &Args, credentials: &EbayCredentials, seeded: usize)
         "             seller_id = {DEMO_AMAZON_SELLER:?}, same client_id/client_secret/refresh_token; \
          usage plan of Amazon's SP-API sandbox (5 rps, burst 15)\n"
     ));
-    s.push_str("  (meta, shopify, woo: not in the sandbox yet)\n\n");
+    s.push_str(&format!(
+        "  meta       endpoint        {base}/meta/v25.0   catalog_id = \"sandbox-catalog\", \
+         commerce_account_id = \"sandbox-commerce\"\n"
+    ));
+    s.push_str(&format!(
+        "  shopify    endpoint        {base}/shopify   location_id = \"gid://shopify/Location/1\"\n"
+    ));
+    s.push_str(&format!(
+        "  woo        endpoint        {base}/woo   consumer_key = \"sandbox-key\"\n"
+    ));
+    s.push_str(&format!(
+        "  vendure    endpoint        {base}/vendure/admin-api   username = \"sandbox-admin\"\n"
+    ));
+    s.push_str(&format!(
+        "             secrets ({DEMO_SECRET:?}) as in config/demo.toml; webhooks {}\n\n",
+        if args.no_webhooks {
+            "off".to_owned()
+        } else {
+            format!(
+                "to {}/webhooks/<channel>",
+                args.webhooks_to.trim_end_matches('/')
+            )
+        }
+    ));
     s.push_str("Control API (JSON, unauthenticated)\n");
     for (route, what) in CONTROL_ROUTES {
         s.push_str(&format!("  {route:<52} {what}\n"));
@@ -235,6 +357,9 @@ pub async fn run(args: Args) -> Result<()> {
         .context("starting the sandbox (is the port taken? try --port 0)")?;
     // The seller's warehouse exists on eBay before omnistock ever runs.
     sandbox.ensure_ebay_location(DEMO_LOCATION_KEY);
+    if !args.no_webhooks {
+        hook_webhooks(&sandbox, &args.webhooks_to);
+    }
     print!(
         "{}",
         banner(&sandbox.base_url(), &args, &credentials, seeded)

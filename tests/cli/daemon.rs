@@ -264,7 +264,7 @@ async fn metrics_and_status_show_the_engine_of_each_channel() {
         "omnistock_push_items_total{channel=\"ebay\",type=\"ebay\",outcome=\"applied\"} 0",
         "omnistock_orders_ingested_total{channel=\"ebay\",type=\"ebay\",kind=\"new\"} 0",
         "omnistock_rate_budget_per_second{channel=\"ebay\",type=\"ebay\",operation=\"inventory\"}",
-        "omnistock_channel_problem{channel=\"fb_shop\",type=\"facebook\"} 1",
+        "omnistock_channel_problem{channel=\"woo_shop\",type=\"woocommerce\"} 1",
         // The database-side families are still there.
         "omnistock_channel_dirty_items{channel=\"ebay\",type=\"ebay\"} 3",
     ] {
@@ -280,7 +280,7 @@ async fn metrics_and_status_show_the_engine_of_each_channel() {
     assert!(ebay["push"]["calls"].as_u64() >= Some(1), "{v}");
     assert!(ebay["connector"]["requests"].as_u64() >= Some(1), "{v}");
     assert!(ebay["last_error"].is_string(), "{v}");
-    assert_eq!(v["engine"]["problems"][0]["channel"], "fb_shop", "{v}");
+    assert_eq!(v["engine"]["problems"][0]["channel"], "woo_shop", "{v}");
     assert_eq!(super::channel(&v["status"], "ebay")["dirty"], 3, "{v}");
     assert!(!body.contains(SENTINEL_SECRET), "secret in /api/status");
     assert!(!metrics.contains(SENTINEL_SECRET), "secret in /metrics");

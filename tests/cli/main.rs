@@ -48,11 +48,14 @@ category_id = "20625"
 locations = ["main"]
 stock = {{ {ebay_stock} }}
 
-[channels.fb_shop]
-type = "facebook"
-catalog_id = "1234567890"
-access_token = "${{EBAY_CLIENT_SECRET}}"
-app_secret = "${{EBAY_REFRESH_TOKEN}}"
+# A channel that cannot start: the WooCommerce connector refuses to send its keys over plain
+# http to another host.
+[channels.woo_shop]
+type = "woocommerce"
+endpoint = "http://shop.example.com"
+consumer_key = "${{EBAY_CLIENT_SECRET}}"
+consumer_secret = "${{EBAY_REFRESH_TOKEN}}"
+webhook_secret = "${{EBAY_REFRESH_TOKEN}}"
 price = {{ multiplier = 1.15, add = "0.50", round_to = "0.99" }}
 "#
     )
@@ -179,7 +182,7 @@ async fn check_validates_and_never_prints_secrets() {
     let m = Merchant::new().await;
     let out = m.ok(&["check", "--skip-healthchecks"]);
     assert!(
-        out.contains("OK") && out.contains("ebay (ebay)") && out.contains("fb_shop (facebook)"),
+        out.contains("OK") && out.contains("ebay (ebay)") && out.contains("woo_shop (woocommerce)"),
         "{out}"
     );
     // A typo inside a channel section: refused with its line.
@@ -216,12 +219,13 @@ async fn check_fails_when_a_channel_cannot_be_reached() {
         .find(|l| l.trim_start().starts_with("FAIL"))
         .unwrap_or_else(|| panic!("no FAIL line:\n{stdout}"));
     assert!(fail.contains(" ebay "), "{fail}");
+    // A connector that refuses its config is a failure too, with the reason.
     assert!(
-        stdout.contains("skip fb_shop  this build has no connector for type facebook yet"),
+        stdout.contains("FAIL woo_shop") && stdout.contains("uses plain http"),
         "{stdout}"
     );
     assert!(
-        stderr.contains("1 of 2 channel healthchecks failed: ebay"),
+        stderr.contains("2 of 2 channel healthchecks failed: ebay, woo_shop"),
         "{stderr}"
     );
 
@@ -249,6 +253,11 @@ async fn check_probes_a_reachable_channel() {
             )
             .replacen("${EBAY_CLIENT_SECRET}", &creds.client_secret, 1)
             .replacen("${EBAY_REFRESH_TOKEN}", &creds.refresh_token, 1)
+            .replacen(
+                "[channels.woo_shop]\n",
+                "[channels.woo_shop]\nenabled = false\n",
+                1,
+            )
     })
     .await;
     // The sandbox answers on this runtime: keep it running while the binary blocks this thread.
@@ -261,7 +270,7 @@ async fn check_probes_a_reachable_channel() {
         ok.contains(" ebay ") && ok.contains("token ok") && ok.ends_with(" ms)"),
         "{ok}"
     );
-    assert!(out.contains("skip fb_shop"), "{out}");
+    assert!(out.contains("skip woo_shop"), "{out}");
     assert!(
         !out.contains(&creds.client_secret) && !out.contains(&creds.refresh_token),
         "a secret leaked:\n{out}"
@@ -298,7 +307,7 @@ async fn import_explain_status_and_stock_commands() {
     let s = status_json(&m);
     assert_eq!(s["skus"], 3);
     assert_eq!(channel(&s, "ebay")["dirty"], 3, "{s}");
-    assert_eq!(channel(&s, "fb_shop")["items"], 3);
+    assert_eq!(channel(&s, "woo_shop")["items"], 3);
 
     let out = m.ok(&["explain", "MUG-RED"]);
     assert!(out.contains("available 10 − buffer 2 = 8"), "{out}");
@@ -315,7 +324,7 @@ async fn import_explain_status_and_stock_commands() {
             || out.contains("bundle of 4 × COASTER + 2 × MUG-RED"),
         "{out}"
     );
-    assert!(!out.contains("fb_shop"), "{out}");
+    assert!(!out.contains("woo_shop"), "{out}");
     assert!(
         m.fails(&["explain", "NOPE"])
             .contains("unknown SKU \"NOPE\"")

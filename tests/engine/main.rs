@@ -8,6 +8,7 @@ mod support;
 mod amazon;
 mod bulk;
 mod channels;
+mod demo_config;
 mod helpers;
 mod webhooks;
 

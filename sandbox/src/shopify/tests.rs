@@ -1,6 +1,9 @@
 //! Stories against the Shopify fake over HTTP: auth, the cost bucket, productSet,
 //! inventorySetQuantities' 2026-04 rules, orders paging, webhooks, faults and hostile bodies.
 
+// Tests start from the defaults and change what the story is about.
+#![allow(clippy::field_reassign_with_default)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -410,7 +413,10 @@ async fn hostile_requests_get_shopify_errors() {
 }
 
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>);
+struct Received(Arc<Mutex<Vec<Delivery>>>);
+
+/// One webhook delivery as the test receiver saw it.
+type Delivery = (HeaderMap, Vec<u8>);
 
 async fn receiver() -> (String, Received) {
     let got = Received::default();
