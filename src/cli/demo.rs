@@ -42,6 +42,10 @@ pub struct Args {
     /// compare propagation times with and without webhooks).
     #[arg(long)]
     pub no_webhooks: bool,
+    /// Run only these channels (comma-separated ids: ebay_us, ebay_de, amazon_us, facebook,
+    /// shopify, woo_shop, vendure_shop); all of them by default.
+    #[arg(long, value_delimiter = ',')]
+    pub channels: Vec<String>,
     /// Give up on one order's propagation after this many seconds.
     #[arg(long, default_value_t = 30)]
     pub timeout_secs: u64,
@@ -150,8 +154,7 @@ pub async fn run(args: Args) -> Result<()> {
         .tempdir()
         .context("cannot create a temporary directory")?;
     let latency = Duration::from_millis(args.latency_ms);
-    let mut channels = Vec::new();
-    for (id, site, language, kind) in [
+    let all = [
         ("ebay_us", "EBAY_US", "en-US", Kind::Ebay),
         ("ebay_de", "EBAY_DE", "de-DE", Kind::Ebay),
         ("amazon_us", "ATVPDKIKX0DER", "en_US", Kind::Amazon),
@@ -159,7 +162,22 @@ pub async fn run(args: Args) -> Result<()> {
         ("shopify", "", "", Kind::Shopify),
         ("woo_shop", "", "", Kind::WooCommerce),
         ("vendure_shop", "", "", Kind::Vendure),
-    ] {
+    ];
+    if let Some(unknown) = args
+        .channels
+        .iter()
+        .find(|c| !all.iter().any(|(id, ..)| id == c))
+    {
+        bail!(
+            "--channels: no demo channel {unknown:?}; choose from {}",
+            all.map(|(id, ..)| id).join(", ")
+        );
+    }
+    let mut channels = Vec::new();
+    for (id, site, language, kind) in all {
+        if !args.channels.is_empty() && !args.channels.iter().any(|c| c == id) {
+            continue;
+        }
         let sandbox = Sandbox::start(SandboxOptions {
             latency,
             amazon: AmazonOptions::sandbox_plan(),
