@@ -54,6 +54,7 @@ pub mod woo;
 
 mod clock;
 mod control;
+mod control_common;
 mod faults;
 mod gate;
 mod ratelimit;

@@ -28,81 +28,81 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::Value;
 
-use super::{AmazonHandle, AmazonSeedListing, ControlError, JSON_LISTINGS_FEED, OrderLine};
+use super::{
+    AmazonHandle, AmazonListingSnapshot, AmazonSeedListing, ControlError, JSON_LISTINGS_FEED,
+    OrderLine,
+};
+use crate::control_common::{self as common, HoldBody, impl_control_handle, no_content};
 use crate::ratelimit::RateLimit;
 use crate::record::Money;
 
+impl_control_handle!(
+    AmazonHandle,
+    seed: AmazonSeedListing,
+    listing: listing -> AmazonListingSnapshot,
+    order_ids: order_ids,
+);
+
 pub(crate) fn router(amazon: AmazonHandle) -> Router {
-    Router::new()
-        .route("/listings", post(seed_listing).get(list_skus))
-        .route("/listings/{sku}", get(get_listing))
-        .route("/listings/{sku}/quantity", put(set_quantity))
+    let router = Router::new()
+        .route(
+            "/listings",
+            post(common::seed_listing::<AmazonHandle>)
+                .get(|State(a): State<AmazonHandle>| async move { Json(a.skus()) }),
+        )
+        .route("/listings/{sku}", get(common::get_listing::<AmazonHandle>))
+        .route(
+            "/listings/{sku}/quantity",
+            put(common::set_quantity::<AmazonHandle>),
+        )
         .route("/listings/{sku}/price", put(set_price))
-        .route("/orders", post(place_order).get(list_orders))
+        .route(
+            "/orders",
+            post(place_order).get(common::list_orders::<AmazonHandle>),
+        )
         .route("/orders/fba", post(place_fba_order))
-        .route("/orders/{id}", get(get_order))
-        .route("/orders/{id}/cancel", post(cancel_order))
-        .route("/orders/{id}/ship", post(ship_order))
+        .route("/orders/{id}", get(common::get_order::<AmazonHandle>))
+        .route(
+            "/orders/{id}/cancel",
+            post(common::cancel_order::<AmazonHandle>),
+        )
+        .route(
+            "/orders/{id}/ship",
+            post(
+                |State(a): State<AmazonHandle>, Path(id): Path<String>| async move {
+                    no_content(a.ship_order(&id))
+                },
+            ),
+        )
         .route(
             "/feeds",
             get(|State(a): State<AmazonHandle>| async move { Json(a.feeds()) }),
         )
         .route("/feeds/{id}/report", get(feed_report))
         .route("/feeds/hold", put(hold_feeds))
-        .route("/feeds/fail_next", post(fail_next_feeds))
+        .route("/feeds/fail_next", post(fail_next_feeds));
+    common::record_routes(router)
         .route(
-            "/writes",
-            get(|State(a): State<AmazonHandle>| async move { Json(a.writes()) }),
+            "/stats",
+            get(|State(a): State<AmazonHandle>| async move {
+                Json(Value::Object(common::stats_body(
+                    a.request_counts(),
+                    a.count_429(),
+                    Some(a.throttled_count()),
+                )))
+            }),
         )
-        .route(
-            "/requests",
-            get(|State(a): State<AmazonHandle>| async move { Json(a.requests()) }),
-        )
-        .route("/stats", get(stats))
         .route("/rate_limits/{operation}", put(set_rate_limit))
-        .route("/tokens/expire", post(expire_tokens))
+        .route(
+            "/tokens/expire",
+            post(|State(a): State<AmazonHandle>| async move {
+                a.expire_access_tokens();
+                StatusCode::NO_CONTENT
+            }),
+        )
         .with_state(amazon)
-}
-
-async fn seed_listing(
-    State(amazon): State<AmazonHandle>,
-    Json(seed): Json<AmazonSeedListing>,
-) -> Result<Response, ControlError> {
-    let sku = seed.sku.clone();
-    amazon.seed_listing(seed)?;
-    let snapshot = amazon.listing(&sku).ok_or(ControlError::UnknownSku(sku))?;
-    Ok((StatusCode::CREATED, Json(snapshot)).into_response())
-}
-
-async fn list_skus(State(amazon): State<AmazonHandle>) -> Response {
-    Json(amazon.skus()).into_response()
-}
-
-async fn get_listing(
-    State(amazon): State<AmazonHandle>,
-    Path(sku): Path<String>,
-) -> Result<Response, ControlError> {
-    amazon
-        .listing(&sku)
-        .map(|l| Json(l).into_response())
-        .ok_or(ControlError::UnknownSku(sku))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QuantityBody {
-    quantity: u32,
-}
-
-async fn set_quantity(
-    State(amazon): State<AmazonHandle>,
-    Path(sku): Path<String>,
-    Json(body): Json<QuantityBody>,
-) -> Result<StatusCode, ControlError> {
-    amazon.set_quantity_out_of_band(&sku, body.quantity)?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn set_price(
@@ -110,8 +110,7 @@ async fn set_price(
     Path(sku): Path<String>,
     Json(price): Json<Money>,
 ) -> Result<StatusCode, ControlError> {
-    amazon.set_price_out_of_band(&sku, price)?;
-    Ok(StatusCode::NO_CONTENT)
+    no_content(amazon.set_price_out_of_band(&sku, price))
 }
 
 #[derive(Deserialize)]
@@ -131,56 +130,15 @@ async fn place_order(
     } else {
         amazon.place_order(&body.lines)?
     };
-    Ok((StatusCode::CREATED, Json(json!({"orderId": id}))).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FbaOrder {
-    lines: Vec<OrderLine>,
+    Ok(common::order_created("orderId", id))
 }
 
 async fn place_fba_order(
     State(amazon): State<AmazonHandle>,
-    Json(body): Json<FbaOrder>,
+    Json(body): Json<common::PlaceOrderBody>,
 ) -> Result<Response, ControlError> {
-    let id = amazon.place_fba_order(&body.lines)?;
-    Ok((StatusCode::CREATED, Json(json!({"orderId": id}))).into_response())
-}
-
-async fn list_orders(State(amazon): State<AmazonHandle>) -> Response {
-    let orders: Vec<_> = amazon
-        .order_ids()
-        .iter()
-        .filter_map(|id| amazon.order(id))
-        .collect();
-    Json(orders).into_response()
-}
-
-async fn get_order(
-    State(amazon): State<AmazonHandle>,
-    Path(id): Path<String>,
-) -> Result<Response, ControlError> {
-    amazon
-        .order(&id)
-        .map(|o| Json(o).into_response())
-        .ok_or(ControlError::UnknownOrder(id))
-}
-
-async fn cancel_order(
-    State(amazon): State<AmazonHandle>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ControlError> {
-    amazon.cancel_order(&id)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn ship_order(
-    State(amazon): State<AmazonHandle>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ControlError> {
-    amazon.ship_order(&id)?;
-    Ok(StatusCode::NO_CONTENT)
+    let id = amazon.place_fba_order(body.lines())?;
+    Ok(common::order_created("orderId", id))
 }
 
 async fn feed_report(
@@ -191,12 +149,6 @@ async fn feed_report(
         .feed_report(&id)
         .map(|r| Json(r).into_response())
         .ok_or_else(|| ControlError::Invalid(format!("feed {id:?} has no processing report")))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HoldBody {
-    hold: bool,
 }
 
 async fn hold_feeds(State(amazon): State<AmazonHandle>, Json(body): Json<HoldBody>) -> StatusCode {
@@ -216,15 +168,6 @@ async fn fail_next_feeds(
 ) -> StatusCode {
     amazon.fail_next_feeds(body.count);
     StatusCode::NO_CONTENT
-}
-
-async fn stats(State(amazon): State<AmazonHandle>) -> Response {
-    Json(json!({
-        "requestCounts": amazon.request_counts(),
-        "count429": amazon.count_429(),
-        "throttled": amazon.throttled_count(),
-    }))
-    .into_response()
 }
 
 async fn set_rate_limit(
@@ -254,9 +197,4 @@ async fn set_rate_limit(
     }
     amazon.set_rate_limit(&operation, limit);
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn expire_tokens(State(amazon): State<AmazonHandle>) -> StatusCode {
-    amazon.expire_access_tokens();
-    StatusCode::NO_CONTENT
 }

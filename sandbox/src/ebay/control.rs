@@ -22,39 +22,83 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{ControlError, EbayHandle, OrderLine, SeedListing};
+use super::{ControlError, EbayHandle, ListingSnapshot, OrderLine, SeedListing, SeededListing};
+use crate::control_common::{self as common, impl_control_handle, no_content};
 use crate::ratelimit::RateLimit;
 use crate::record::Money;
 
+/// Every marketplace's control errors answer `{"error": "<message>"}` with [`ControlError`]'s
+/// status.
 impl IntoResponse for ControlError {
     fn into_response(self) -> Response {
         (self.status(), Json(json!({"error": self.to_string()}))).into_response()
     }
 }
 
+impl_control_handle!(
+    EbayHandle,
+    seed: SeedListing => seeded: SeededListing,
+    listing: listing -> ListingSnapshot,
+    order_ids: order_ids,
+);
+
 pub(crate) fn router(ebay: EbayHandle) -> Router {
-    Router::new()
-        .route("/orders", post(place_order).get(list_orders))
-        .route("/orders/{id}", get(get_order))
-        .route("/orders/{id}/cancel", post(cancel_order))
-        .route("/orders/{id}/ship", post(ship_order))
-        .route("/listings", post(seed_listing))
-        .route("/listings/{sku}", get(get_listing))
-        .route("/listings/{sku}/quantity", put(set_quantity))
-        .route("/listings/{sku}/price", put(set_price))
+    let router =
+        Router::new()
+            .route(
+                "/orders",
+                post(place_order).get(common::list_orders::<EbayHandle>),
+            )
+            .route("/orders/{id}", get(common::get_order::<EbayHandle>))
+            .route(
+                "/orders/{id}/cancel",
+                post(common::cancel_order::<EbayHandle>),
+            )
+            .route(
+                "/orders/{id}/ship",
+                post(
+                    |State(e): State<EbayHandle>, Path(id): Path<String>| async move {
+                        no_content(e.ship_order(&id))
+                    },
+                ),
+            )
+            .route("/listings", post(common::seed_listing::<EbayHandle>))
+            .route("/listings/{sku}", get(common::get_listing::<EbayHandle>))
+            .route(
+                "/listings/{sku}/quantity",
+                put(common::set_quantity::<EbayHandle>),
+            )
+            .route(
+                "/listings/{sku}/price",
+                put(
+                    |State(e): State<EbayHandle>,
+                     Path(sku): Path<String>,
+                     Json(price): Json<Money>| async move {
+                        no_content(e.set_price_out_of_band(&sku, price))
+                    },
+                ),
+            );
+    common::record_routes(router)
         .route(
-            "/writes",
-            get(|State(e): State<EbayHandle>| async move { Json(e.writes()) }),
+            "/stats",
+            get(|State(e): State<EbayHandle>| async move {
+                Json(Value::Object(common::stats_body(
+                    e.request_counts(),
+                    e.count_429(),
+                    Some(e.throttled_count()),
+                )))
+            }),
         )
-        .route(
-            "/requests",
-            get(|State(e): State<EbayHandle>| async move { Json(e.requests()) }),
-        )
-        .route("/stats", get(stats))
         .route("/rate_limits/{group}", put(set_rate_limit))
-        .route("/tokens/expire", post(expire_tokens))
+        .route(
+            "/tokens/expire",
+            post(|State(e): State<EbayHandle>| async move {
+                e.expire_access_tokens();
+                StatusCode::NO_CONTENT
+            }),
+        )
         .with_state(ebay)
 }
 
@@ -72,91 +116,7 @@ async fn place_order(
 ) -> Result<Response, ControlError> {
     let buyer = body.buyer.as_deref().unwrap_or(super::DEFAULT_BUYER);
     let id = ebay.place_order_as(buyer, &body.lines)?;
-    Ok((StatusCode::CREATED, Json(json!({"orderId": id}))).into_response())
-}
-
-async fn list_orders(State(ebay): State<EbayHandle>) -> Response {
-    let orders: Vec<_> = ebay
-        .order_ids()
-        .iter()
-        .filter_map(|id| ebay.order(id))
-        .collect();
-    Json(orders).into_response()
-}
-
-async fn get_order(
-    State(ebay): State<EbayHandle>,
-    Path(id): Path<String>,
-) -> Result<Response, ControlError> {
-    ebay.order(&id)
-        .map(|o| Json(o).into_response())
-        .ok_or(ControlError::UnknownOrder(id))
-}
-
-async fn cancel_order(
-    State(ebay): State<EbayHandle>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ControlError> {
-    ebay.cancel_order(&id)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn ship_order(
-    State(ebay): State<EbayHandle>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ControlError> {
-    ebay.ship_order(&id)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn seed_listing(
-    State(ebay): State<EbayHandle>,
-    Json(seed): Json<SeedListing>,
-) -> Result<Response, ControlError> {
-    let seeded = ebay.seed_listing(seed)?;
-    Ok((StatusCode::CREATED, Json(seeded)).into_response())
-}
-
-async fn get_listing(
-    State(ebay): State<EbayHandle>,
-    Path(sku): Path<String>,
-) -> Result<Response, ControlError> {
-    ebay.listing(&sku)
-        .map(|l| Json(l).into_response())
-        .ok_or(ControlError::UnknownSku(sku))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QuantityBody {
-    quantity: u32,
-}
-
-async fn set_quantity(
-    State(ebay): State<EbayHandle>,
-    Path(sku): Path<String>,
-    Json(body): Json<QuantityBody>,
-) -> Result<StatusCode, ControlError> {
-    ebay.set_quantity_out_of_band(&sku, body.quantity)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn set_price(
-    State(ebay): State<EbayHandle>,
-    Path(sku): Path<String>,
-    Json(price): Json<Money>,
-) -> Result<StatusCode, ControlError> {
-    ebay.set_price_out_of_band(&sku, price)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn stats(State(ebay): State<EbayHandle>) -> Response {
-    Json(json!({
-        "requestCounts": ebay.request_counts(),
-        "count429": ebay.count_429(),
-        "throttled": ebay.throttled_count(),
-    }))
-    .into_response()
+    Ok(common::order_created("orderId", id))
 }
 
 async fn set_rate_limit(
@@ -184,9 +144,4 @@ async fn set_rate_limit(
     }
     ebay.set_rate_limit(&group, limit);
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn expire_tokens(State(ebay): State<EbayHandle>) -> StatusCode {
-    ebay.expire_access_tokens();
-    StatusCode::NO_CONTENT
 }

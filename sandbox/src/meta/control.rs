@@ -23,138 +23,87 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::Value;
 
-use super::{BucLimit, ControlError, MetaHandle, MetaSeedListing, OrderLine};
+use super::{BucLimit, ControlError, MetaHandle, MetaSeedListing};
+use crate::control_common::{self as common, HoldBody, impl_control_handle, no_content};
 use crate::webhook::WebhookTarget;
 
+impl_control_handle!(
+    MetaHandle,
+    seed: MetaSeedListing,
+    listing: product -> Value,
+    order_ids: order_ids,
+);
+
 pub(crate) fn router(meta: MetaHandle) -> Router {
-    Router::new()
+    let router = Router::new()
         .route(
             "/credentials",
             get(|State(m): State<MetaHandle>| async move { Json(m.credentials()) }),
         )
-        .route("/listings", post(seed_listing).get(list_skus))
-        .route("/listings/{sku}", get(get_listing))
-        .route("/listings/{sku}/quantity", put(set_quantity))
-        .route("/orders", post(place_order).get(list_orders))
-        .route("/orders/{id}", get(get_order))
-        .route("/orders/{id}/cancel", post(cancel_order))
-        .route("/orders/{id}/ship", post(ship_order))
+        .route(
+            "/listings",
+            post(common::seed_listing::<MetaHandle>)
+                .get(|State(m): State<MetaHandle>| async move { Json(m.skus()) }),
+        )
+        .route("/listings/{sku}", get(common::get_listing::<MetaHandle>))
+        .route(
+            "/listings/{sku}/quantity",
+            put(common::set_quantity::<MetaHandle>),
+        )
+        .route(
+            "/orders",
+            post(common::place_order::<MetaHandle>).get(common::list_order_ids::<MetaHandle>),
+        )
+        .route("/orders/{id}", get(common::get_order::<MetaHandle>))
+        .route(
+            "/orders/{id}/cancel",
+            post(common::cancel_order::<MetaHandle>),
+        )
+        .route(
+            "/orders/{id}/ship",
+            post(
+                |State(m): State<MetaHandle>, Path(id): Path<String>| async move {
+                    no_content(m.ship_order(&id))
+                },
+            ),
+        )
         .route(
             "/batches",
             get(|State(m): State<MetaHandle>| async move { Json(m.batches()) }),
         )
-        .route("/batches/hold", put(hold_batches))
+        .route(
+            "/batches/hold",
+            put(
+                |State(m): State<MetaHandle>, Json(body): Json<HoldBody>| async move {
+                    m.hold_batches(body.hold);
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
         .route("/buc/{use_case}", put(set_buc))
-        .route("/webhook", put(set_webhook).get(webhook_counts))
-        .route("/token/revoked", put(revoke_token))
         .route(
-            "/writes",
-            get(|State(m): State<MetaHandle>| async move { Json(m.writes()) }),
+            "/webhook",
+            put(set_webhook)
+                .get(|State(m): State<MetaHandle>| async move { Json(m.webhook_counts()) }),
         )
+        .route("/token/revoked", put(revoke_token));
+    common::record_routes(router)
         .route(
-            "/requests",
-            get(|State(m): State<MetaHandle>| async move { Json(m.requests()) }),
+            "/stats",
+            get(|State(m): State<MetaHandle>| async move {
+                Json(Value::Object(common::stats_body(
+                    m.request_counts(),
+                    m.count_429(),
+                    None,
+                )))
+            }),
         )
-        .route("/stats", get(stats))
         .with_state(meta)
-}
-
-async fn seed_listing(
-    State(meta): State<MetaHandle>,
-    Json(seed): Json<MetaSeedListing>,
-) -> Result<Response, ControlError> {
-    let sku = seed.sku.clone();
-    meta.seed_listing(seed)?;
-    let item = meta.product(&sku).ok_or(ControlError::UnknownSku(sku))?;
-    Ok((StatusCode::CREATED, Json(item)).into_response())
-}
-
-async fn list_skus(State(meta): State<MetaHandle>) -> Response {
-    Json(meta.skus()).into_response()
-}
-
-async fn get_listing(
-    State(meta): State<MetaHandle>,
-    Path(sku): Path<String>,
-) -> Result<Response, ControlError> {
-    meta.product(&sku)
-        .map(|p| Json(p).into_response())
-        .ok_or(ControlError::UnknownSku(sku))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QuantityBody {
-    quantity: u32,
-}
-
-async fn set_quantity(
-    State(meta): State<MetaHandle>,
-    Path(sku): Path<String>,
-    Json(body): Json<QuantityBody>,
-) -> Result<StatusCode, ControlError> {
-    meta.set_quantity_out_of_band(&sku, body.quantity)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlaceOrder {
-    lines: Vec<OrderLine>,
-}
-
-async fn place_order(
-    State(meta): State<MetaHandle>,
-    Json(body): Json<PlaceOrder>,
-) -> Result<Response, ControlError> {
-    let id = meta.place_order(&body.lines)?;
-    Ok((StatusCode::CREATED, Json(json!({"orderId": id}))).into_response())
-}
-
-async fn list_orders(State(meta): State<MetaHandle>) -> Response {
-    Json(meta.order_ids()).into_response()
-}
-
-async fn get_order(
-    State(meta): State<MetaHandle>,
-    Path(id): Path<String>,
-) -> Result<Response, ControlError> {
-    meta.order(&id)
-        .map(|o| Json(o).into_response())
-        .ok_or(ControlError::UnknownOrder(id))
-}
-
-async fn cancel_order(
-    State(meta): State<MetaHandle>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ControlError> {
-    meta.cancel_order(&id)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn ship_order(
-    State(meta): State<MetaHandle>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ControlError> {
-    meta.ship_order(&id)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HoldBody {
-    hold: bool,
-}
-
-async fn hold_batches(State(meta): State<MetaHandle>, Json(body): Json<HoldBody>) -> StatusCode {
-    meta.hold_batches(body.hold);
-    StatusCode::NO_CONTENT
 }
 
 async fn set_buc(
@@ -181,10 +130,6 @@ async fn set_webhook(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn webhook_counts(State(meta): State<MetaHandle>) -> Response {
-    Json(meta.webhook_counts()).into_response()
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RevokeBody {
@@ -194,12 +139,4 @@ struct RevokeBody {
 async fn revoke_token(State(meta): State<MetaHandle>, Json(body): Json<RevokeBody>) -> StatusCode {
     meta.revoke_token(body.revoked);
     StatusCode::NO_CONTENT
-}
-
-async fn stats(State(meta): State<MetaHandle>) -> Response {
-    Json(json!({
-        "requestCounts": meta.request_counts(),
-        "count429": meta.count_429(),
-    }))
-    .into_response()
 }

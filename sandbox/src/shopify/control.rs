@@ -21,44 +21,69 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::Value;
 
-use super::{ControlError, OrderLine, ShopifyHandle, ShopifySeedListing};
+use super::{ControlError, ShopifyHandle, ShopifyListingSnapshot, ShopifySeedListing};
+use crate::control_common::{self as common, impl_control_handle, no_content};
 use crate::webhook::WebhookTarget;
 
+impl_control_handle!(
+    ShopifyHandle,
+    seed: ShopifySeedListing,
+    listing: listing -> ShopifyListingSnapshot,
+    order_ids: order_ids,
+);
+
 pub(crate) fn router(shop: ShopifyHandle) -> Router {
-    Router::new()
+    let router = Router::new()
         .route(
             "/credentials",
             get(|State(s): State<ShopifyHandle>| async move { Json(s.credentials()) }),
         )
         .route(
             "/listings",
-            post(seed_listing).get(|State(s): State<ShopifyHandle>| async move { Json(s.skus()) }),
+            post(common::seed_listing::<ShopifyHandle>)
+                .get(|State(s): State<ShopifyHandle>| async move { Json(s.skus()) }),
         )
-        .route("/listings/{sku}", get(get_listing))
-        .route("/listings/{sku}/quantity", put(set_quantity))
-        .route("/orders", post(place_order).get(list_orders))
-        .route("/orders/{id}", get(get_order))
-        .route("/orders/{id}/cancel", post(cancel_order))
-        .route("/orders/{id}/fulfill", post(fulfill_order))
-        .route("/webhook", put(set_webhook))
+        .route("/listings/{sku}", get(common::get_listing::<ShopifyHandle>))
+        .route(
+            "/listings/{sku}/quantity",
+            put(common::set_quantity::<ShopifyHandle>),
+        )
+        .route(
+            "/orders",
+            post(common::place_order::<ShopifyHandle>).get(common::list_orders::<ShopifyHandle>),
+        )
+        .route("/orders/{id}", get(common::get_order::<ShopifyHandle>))
+        .route(
+            "/orders/{id}/cancel",
+            post(common::cancel_order::<ShopifyHandle>),
+        )
+        .route(
+            "/orders/{id}/fulfill",
+            post(
+                |State(s): State<ShopifyHandle>, Path(id): Path<String>| async move {
+                    no_content(s.fulfill_order(&id))
+                },
+            ),
+        )
+        .route(
+            "/webhook",
+            put(
+                |State(s): State<ShopifyHandle>, Json(target): Json<Option<WebhookTarget>>| async move {
+                    s.set_webhook(target);
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
         .route(
             "/webhook/counts",
             get(|State(s): State<ShopifyHandle>| async move { Json(s.webhook_counts()) }),
-        )
-        .route(
-            "/writes",
-            get(|State(s): State<ShopifyHandle>| async move { Json(s.writes()) }),
-        )
-        .route(
-            "/requests",
-            get(|State(s): State<ShopifyHandle>| async move { Json(s.requests()) }),
-        )
+        );
+    common::record_routes(router)
         .route("/stats", get(stats))
         .route("/cost", put(set_cost))
         .route("/throttle_status", put(set_throttle_status))
@@ -72,104 +97,17 @@ pub(crate) fn router(shop: ShopifyHandle) -> Router {
         .with_state(shop)
 }
 
-async fn seed_listing(
-    State(shop): State<ShopifyHandle>,
-    Json(seed): Json<ShopifySeedListing>,
-) -> Result<Response, ControlError> {
-    let sku = seed.sku.clone();
-    shop.seed_listing(seed)?;
-    let snapshot = shop.listing(&sku).ok_or(ControlError::UnknownSku(sku))?;
-    Ok((StatusCode::CREATED, Json(snapshot)).into_response())
-}
-
-async fn get_listing(
-    State(shop): State<ShopifyHandle>,
-    Path(sku): Path<String>,
-) -> Result<Response, ControlError> {
-    shop.listing(&sku)
-        .map(|l| Json(l).into_response())
-        .ok_or(ControlError::UnknownSku(sku))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QuantityBody {
-    quantity: u32,
-}
-
-async fn set_quantity(
-    State(shop): State<ShopifyHandle>,
-    Path(sku): Path<String>,
-    Json(body): Json<QuantityBody>,
-) -> Result<StatusCode, ControlError> {
-    shop.set_quantity_out_of_band(&sku, body.quantity)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlaceOrder {
-    lines: Vec<OrderLine>,
-}
-
-async fn place_order(
-    State(shop): State<ShopifyHandle>,
-    Json(body): Json<PlaceOrder>,
-) -> Result<Response, ControlError> {
-    let id = shop.place_order(&body.lines)?;
-    Ok((StatusCode::CREATED, Json(json!({"orderId": id}))).into_response())
-}
-
-async fn list_orders(State(shop): State<ShopifyHandle>) -> Response {
-    let orders: Vec<_> = shop
-        .order_ids()
-        .iter()
-        .filter_map(|id| shop.order(id))
-        .collect();
-    Json(orders).into_response()
-}
-
-async fn get_order(
-    State(shop): State<ShopifyHandle>,
-    Path(id): Path<String>,
-) -> Result<Response, ControlError> {
-    shop.order(&id)
-        .map(|o| Json(o).into_response())
-        .ok_or(ControlError::UnknownOrder(id))
-}
-
-async fn cancel_order(
-    State(shop): State<ShopifyHandle>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ControlError> {
-    shop.cancel_order(&id)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn fulfill_order(
-    State(shop): State<ShopifyHandle>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ControlError> {
-    shop.fulfill_order(&id)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn set_webhook(
-    State(shop): State<ShopifyHandle>,
-    Json(target): Json<Option<WebhookTarget>>,
-) -> StatusCode {
-    shop.set_webhook(target);
-    StatusCode::NO_CONTENT
-}
-
-async fn stats(State(shop): State<ShopifyHandle>) -> Response {
-    Json(json!({
-        "requestCounts": shop.request_counts(),
-        "count429": shop.count_429(),
-        "throttled": shop.throttled_count(),
-        "throttleStatus": shop.throttle_status(),
-    }))
-    .into_response()
+async fn stats(State(shop): State<ShopifyHandle>) -> Json<Value> {
+    let mut body = common::stats_body(
+        shop.request_counts(),
+        shop.count_429(),
+        Some(shop.throttled_count()),
+    );
+    body.insert(
+        "throttleStatus".into(),
+        serde_json::json!(shop.throttle_status()),
+    );
+    Json(Value::Object(body))
 }
 
 #[derive(Deserialize)]
@@ -183,8 +121,7 @@ async fn set_cost(
     State(shop): State<ShopifyHandle>,
     Json(body): Json<CostBody>,
 ) -> Result<StatusCode, ControlError> {
-    shop.set_cost_limits(body.bucket_size, body.restore_rate)?;
-    Ok(StatusCode::NO_CONTENT)
+    no_content(shop.set_cost_limits(body.bucket_size, body.restore_rate))
 }
 
 #[derive(Deserialize)]
@@ -197,6 +134,5 @@ async fn set_throttle_status(
     State(shop): State<ShopifyHandle>,
     Json(body): Json<StatusBody>,
 ) -> Result<StatusCode, ControlError> {
-    shop.set_throttle_status(body.status)?;
-    Ok(StatusCode::NO_CONTENT)
+    no_content(shop.set_throttle_status(body.status))
 }

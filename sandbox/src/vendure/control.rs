@@ -16,116 +16,56 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde_json::Value;
 
-use super::{ControlError, OrderLine, VendureHandle, VendureSeedListing};
+use super::{VendureHandle, VendureSeedListing};
+use crate::control_common::{self as common, impl_control_handle, no_content};
+
+impl_control_handle!(
+    VendureHandle,
+    seed: VendureSeedListing,
+    listing: variant -> Value,
+    order_ids: order_codes,
+    order_id_field: "code",
+);
 
 pub(crate) fn router(v: VendureHandle) -> Router {
-    Router::new()
-        .route("/listings", post(seed_listing).get(list_skus))
-        .route("/listings/{sku}", get(get_listing))
-        .route("/listings/{sku}/quantity", put(set_quantity))
-        .route("/orders", post(place_order).get(list_orders))
-        .route("/orders/{id}", get(get_order))
-        .route("/orders/{id}/cancel", post(cancel_order))
-        .route("/orders/{id}/ship", post(ship_order))
+    let router = Router::new()
+        .route(
+            "/listings",
+            post(common::seed_listing::<VendureHandle>)
+                .get(|State(v): State<VendureHandle>| async move { Json(v.skus()) }),
+        )
+        .route("/listings/{sku}", get(common::get_listing::<VendureHandle>))
+        .route(
+            "/listings/{sku}/quantity",
+            put(common::set_quantity::<VendureHandle>),
+        )
+        .route(
+            "/orders",
+            post(common::place_order::<VendureHandle>).get(common::list_order_ids::<VendureHandle>),
+        )
+        .route("/orders/{id}", get(common::get_order::<VendureHandle>))
+        .route(
+            "/orders/{id}/cancel",
+            post(common::cancel_order::<VendureHandle>),
+        )
+        .route(
+            "/orders/{id}/ship",
+            post(
+                |State(v): State<VendureHandle>, Path(id): Path<String>| async move {
+                    no_content(v.ship_order(&id))
+                },
+            ),
+        )
         .route(
             "/sessions/expire",
             post(|State(v): State<VendureHandle>| async move {
                 v.expire_sessions();
                 StatusCode::NO_CONTENT
             }),
-        )
-        .route(
-            "/writes",
-            get(|State(v): State<VendureHandle>| async move { Json(v.writes()) }),
-        )
-        .route(
-            "/requests",
-            get(|State(v): State<VendureHandle>| async move { Json(v.requests()) }),
-        )
-        .with_state(v)
-}
-
-async fn seed_listing(
-    State(v): State<VendureHandle>,
-    Json(seed): Json<VendureSeedListing>,
-) -> Result<Response, ControlError> {
-    let sku = seed.sku.clone();
-    v.seed_listing(seed)?;
-    let variant = v.variant(&sku).ok_or(ControlError::UnknownSku(sku))?;
-    Ok((StatusCode::CREATED, Json(variant)).into_response())
-}
-
-async fn list_skus(State(v): State<VendureHandle>) -> Response {
-    Json(v.skus()).into_response()
-}
-
-async fn get_listing(
-    State(v): State<VendureHandle>,
-    Path(sku): Path<String>,
-) -> Result<Response, ControlError> {
-    let variant = v.variant(&sku).ok_or(ControlError::UnknownSku(sku))?;
-    Ok(Json(variant).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QuantityBody {
-    quantity: u32,
-}
-
-async fn set_quantity(
-    State(v): State<VendureHandle>,
-    Path(sku): Path<String>,
-    Json(body): Json<QuantityBody>,
-) -> Result<StatusCode, ControlError> {
-    v.set_quantity_out_of_band(&sku, body.quantity)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OrderBody {
-    lines: Vec<OrderLine>,
-}
-
-async fn place_order(
-    State(v): State<VendureHandle>,
-    Json(body): Json<OrderBody>,
-) -> Result<Response, ControlError> {
-    let code = v.place_order(&body.lines)?;
-    Ok((StatusCode::CREATED, Json(json!({ "code": code }))).into_response())
-}
-
-async fn list_orders(State(v): State<VendureHandle>) -> Response {
-    Json(v.order_codes()).into_response()
-}
-
-async fn get_order(
-    State(v): State<VendureHandle>,
-    Path(id): Path<String>,
-) -> Result<Response, ControlError> {
-    let order = v.order(&id).ok_or(ControlError::UnknownOrder(id))?;
-    Ok(Json(order).into_response())
-}
-
-async fn cancel_order(
-    State(v): State<VendureHandle>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ControlError> {
-    v.cancel_order(&id)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn ship_order(
-    State(v): State<VendureHandle>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ControlError> {
-    v.ship_order(&id)?;
-    Ok(StatusCode::NO_CONTENT)
+        );
+    common::record_routes(router).with_state(v)
 }
