@@ -311,7 +311,13 @@ impl MetaConnector {
         let mut delay = POLL_FIRST;
         let mut last_error: Option<ConnectorError> = None;
         loop {
-            match self.batch_status(handle).await {
+            // A status check must not outlive the bound (a throttled catalog budget may be paused
+            // for minutes): past the deadline the items are simply unresolved.
+            let Ok(status) = tokio::time::timeout_at(deadline, self.batch_status(handle)).await
+            else {
+                break;
+            };
+            match status {
                 Ok(s) if !s.pending() => {
                     if s.finished() {
                         return Ok(mapping::finished_outcomes(skus, &s, missing));
