@@ -258,14 +258,14 @@ impl ShopifyConnector {
                     });
                     continue;
                 };
-                if r.available.is_none() {
-                    if let Err(message) = self.activate(sku, &r).await? {
-                        outcomes[i] = Some(ItemOutcome::Rejected {
-                            code: Some("ITEM_NOT_STOCKED_AT_LOCATION".into()),
-                            error: format!("inventoryActivate refused: {message}"),
-                        });
-                        continue;
-                    }
+                if r.available.is_none()
+                    && let Err(message) = self.activate(sku, &r).await?
+                {
+                    outcomes[i] = Some(ItemOutcome::Rejected {
+                        code: Some("ITEM_NOT_STOCKED_AT_LOCATION".into()),
+                        error: format!("inventoryActivate refused: {message}"),
+                    });
+                    continue;
                 }
                 let r = self.cached(sku).unwrap_or(r);
                 ready.push((i, r));

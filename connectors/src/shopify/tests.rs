@@ -759,13 +759,13 @@ impl Schema {
                     }
                 }
             }
-            Value::String(s) if t["kind"] == "ENUM" => {
-                if !t["enumValues"]
-                    .as_array()
-                    .is_some_and(|e| e.iter().any(|x| x["name"] == *s))
-                {
-                    problems.push(format!("{path}: {s:?} is not a {ty}"));
-                }
+            Value::String(s)
+                if t["kind"] == "ENUM"
+                    && !t["enumValues"]
+                        .as_array()
+                        .is_some_and(|e| e.iter().any(|x| x["name"] == *s)) =>
+            {
+                problems.push(format!("{path}: {s:?} is not a {ty}"));
             }
             _ => {}
         }

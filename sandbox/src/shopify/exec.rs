@@ -1508,7 +1508,7 @@ pub(crate) mod search {
         let Some(f) = f else { return true };
         match f {
             Field::Text(s) => s == t.value,
-            Field::Texts(v) => v.iter().any(|s| *s == t.value),
+            Field::Texts(v) => v.contains(&t.value),
             Field::Status { cancelled } => match t.value.as_str() {
                 "cancelled" => cancelled,
                 "open" | "not_closed" => !cancelled,
