@@ -246,10 +246,10 @@ async fn stock_is_set_with_change_from_quantity_and_stale_values_are_replanned()
 }
 
 #[tokio::test]
-async fn a_quantity_that_keeps_changing_ends_as_retry() {
+async fn a_quantity_changing_during_the_push_converges_or_ends_as_retry_within_the_plan_bound() {
     let h = start_with(seeded(&[("A", 5)]), false).await;
     h.conn.push_stock(&[stock("A", 5)]).await.unwrap();
-    // Every set is preceded by a drift (a fault cannot do that; drive the plans one by one).
+    // A drifter changes the quantity every millisecond while the push re-plans.
     h.shop().set_quantity_out_of_band("A", 1).unwrap();
     h.shop().faults().add(FaultRule::new(
         "shopify",

@@ -1,9 +1,6 @@
 //! Stories against the Shopify fake over HTTP: auth, the cost bucket, productSet,
 //! inventorySetQuantities' 2026-04 rules, orders paging, webhooks, faults and hostile bodies.
 
-// Tests start from the defaults and change what the story is about.
-#![allow(clippy::field_reassign_with_default)]
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -74,11 +71,13 @@ fn set_vars(sb: &Sandbox, entries: &[(&str, i64, Value)], key: &str) -> Value {
 
 #[tokio::test]
 async fn lookup_by_sku_search_reads_levels_and_costs() {
-    let mut opts = ShopifyOptions::default();
-    opts.listings = vec![
-        ShopifySeedListing::new("MUG \"RED\"", 5, "9.50"),
-        ShopifySeedListing::new("CAP", 2, "3"),
-    ];
+    let opts = ShopifyOptions {
+        listings: vec![
+            ShopifySeedListing::new("MUG \"RED\"", 5, "9.50"),
+            ShopifySeedListing::new("CAP", 2, "3"),
+        ],
+        ..ShopifyOptions::default()
+    };
     let sb = start(opts).await;
     let loc = sb.shopify().location_id();
     let body = gql(
@@ -108,11 +107,13 @@ async fn lookup_by_sku_search_reads_levels_and_costs() {
 
 #[tokio::test]
 async fn set_quantities_enforces_change_from_quantity_and_idempotency() {
-    let mut opts = ShopifyOptions::default();
-    opts.listings = vec![
-        ShopifySeedListing::new("A", 5, "1.00"),
-        ShopifySeedListing::new("B", 7, "1.00"),
-    ];
+    let opts = ShopifyOptions {
+        listings: vec![
+            ShopifySeedListing::new("A", 5, "1.00"),
+            ShopifySeedListing::new("B", 7, "1.00"),
+        ],
+        ..ShopifyOptions::default()
+    };
     let sb = start(opts).await;
     let shop = sb.shopify();
     // Stale for B: nothing applied (all or nothing).
@@ -183,10 +184,12 @@ async fn set_quantities_enforces_change_from_quantity_and_idempotency() {
 
 #[tokio::test]
 async fn not_stocked_until_activated_and_reject_skus() {
-    let mut opts = ShopifyOptions::default();
     let mut seed = ShopifySeedListing::new("U", 0, "1.00");
     seed.stocked = false;
-    opts.listings = vec![seed, ShopifySeedListing::new("BAD", 1, "1.00")];
+    let opts = ShopifyOptions {
+        listings: vec![seed, ShopifySeedListing::new("BAD", 1, "1.00")],
+        ..ShopifyOptions::default()
+    };
     let sb = start(opts).await;
     let shop = sb.shopify();
     let body = gql(&sb, SET, set_vars(&sb, &[("U", 3, json!(0))], "a")).await;
@@ -283,11 +286,13 @@ async fn product_set_creates_updates_and_refuses() {
 #[tokio::test]
 async fn throttled_answers_carry_the_bucket_with_the_configured_status() {
     for status in [200u16, 429] {
-        let mut opts = ShopifyOptions::default();
-        opts.bucket_size = 50.0;
-        opts.restore_rate = 100.0;
-        opts.throttle_status = status;
-        opts.listings = vec![ShopifySeedListing::new("A", 1, "1")];
+        let opts = ShopifyOptions {
+            bucket_size: 50.0,
+            restore_rate: 100.0,
+            throttle_status: status,
+            listings: vec![ShopifySeedListing::new("A", 1, "1")],
+            ..ShopifyOptions::default()
+        };
         let sb = start(opts).await;
         let token = sb.shopify().credentials().access_token;
         let q = "{ productVariants(first: 20) { nodes { id inventoryItem { id } } } }"; // 42 points
@@ -412,11 +417,10 @@ async fn hostile_requests_get_shopify_errors() {
     assert_eq!(status, 401);
 }
 
+type Delivery = (HeaderMap, Vec<u8>);
+
 #[derive(Clone, Default)]
 struct Received(Arc<Mutex<Vec<Delivery>>>);
-
-/// One webhook delivery as the test receiver saw it.
-type Delivery = (HeaderMap, Vec<u8>);
 
 async fn receiver() -> (String, Received) {
     let got = Received::default();
@@ -441,8 +445,10 @@ const ORDERS: &str = "query($after: String, $q: String!) { orders(first: 2, afte
 
 #[tokio::test]
 async fn orders_page_by_update_time_and_send_signed_webhooks() {
-    let mut opts = ShopifyOptions::default();
-    opts.listings = vec![ShopifySeedListing::new("A", 10, "2.50")];
+    let opts = ShopifyOptions {
+        listings: vec![ShopifySeedListing::new("A", 10, "2.50")],
+        ..ShopifyOptions::default()
+    };
     let sb = start(opts).await;
     let shop = sb.shopify();
     let (hook, got) = receiver().await;
@@ -526,8 +532,10 @@ async fn orders_page_by_update_time_and_send_signed_webhooks() {
 
 #[tokio::test]
 async fn faults_and_the_control_api() {
-    let mut opts = ShopifyOptions::default();
-    opts.listings = vec![ShopifySeedListing::new("A", 3, "1.00")];
+    let opts = ShopifyOptions {
+        listings: vec![ShopifySeedListing::new("A", 3, "1.00")],
+        ..ShopifyOptions::default()
+    };
     let sb = start(opts).await;
     let shop = sb.shopify();
     shop.faults()
