@@ -60,6 +60,8 @@ pub struct WebhookCounts {
 pub(crate) struct Webhooks {
     target: Mutex<Option<WebhookTarget>>,
     counts: Arc<Mutex<WebhookCounts>>,
+    /// One HTTP client for every delivery (connection reuse), built on first use.
+    client: std::sync::OnceLock<Option<reqwest::Client>>,
 }
 
 /// HMAC-SHA256 of `body` under `secret`.
@@ -127,15 +129,17 @@ impl Webhooks {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        handle.spawn(async move {
+        let client = self.client.get_or_init(|| {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let client = match reqwest::Client::builder()
+            reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
-            {
-                Ok(c) => c,
-                Err(_) => return,
-            };
+                .ok()
+        });
+        let Some(client) = client.clone() else {
+            return;
+        };
+        handle.spawn(async move {
             for (i, delay) in delays.into_iter().enumerate() {
                 tokio::time::sleep(delay).await;
                 let mut req = client.post(&target.url).body(body.clone());

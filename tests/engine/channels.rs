@@ -32,17 +32,23 @@ async fn item_state(h: &Harness, channel: &str, sku: &str) -> (String, Option<St
         .expect("channel item")
 }
 
-/// Initial listing, an order on the channel reaching eBay, its cancellation restoring both, and an
-/// eBay order reaching the channel.
-pub async fn converges_and_orders_flow_both_ways(id: &'static str) {
+/// A harness with `channels` and `skus` generated SKUs, its daemon started and converged.
+async fn started(channels: Vec<&'static str>, skus: usize) -> Harness {
     let mut h = Harness::new(Setup {
-        channels: vec![PARTNER, id],
-        skus: 6,
+        channels,
+        skus,
         ..Setup::default()
     })
     .await;
     h.start_daemon().await;
     h.wait_converged(CONVERGE, &[]).await;
+    h
+}
+
+/// Initial listing, an order on the channel reaching eBay, its cancellation restoring both, and an
+/// eBay order reaching the channel.
+pub async fn converges_and_orders_flow_both_ways(id: &'static str) {
+    let h = started(vec![PARTNER, id], 6).await;
     for s in &h.skus {
         assert_eq!(h.account(id).shown(s), Some(10), "{id} lists {s}");
     }
@@ -84,14 +90,7 @@ pub async fn converges_and_orders_flow_both_ways(id: &'static str) {
 
 /// 200 changes while the daemon is down are one write of the last value.
 pub async fn changes_between_pushes_coalesce(id: &'static str) {
-    let mut h = Harness::new(Setup {
-        channels: vec![id],
-        skus: 3,
-        ..Setup::default()
-    })
-    .await;
-    h.start_daemon().await;
-    h.wait_converged(CONVERGE, &[]).await;
+    let mut h = started(vec![id], 3).await;
     h.stop_daemon().await;
     let s = sku(1);
     let before = h.account(id).writes_for(&s).len();
@@ -114,14 +113,7 @@ pub async fn changes_between_pushes_coalesce(id: &'static str) {
 /// The marketplace's own throttling model tightened, then a storm of 429s: everything converges,
 /// nothing is quarantined.
 pub async fn throttling_loses_nothing(id: &'static str) {
-    let mut h = Harness::new(Setup {
-        channels: vec![id],
-        skus: 20,
-        ..Setup::default()
-    })
-    .await;
-    h.start_daemon().await;
-    h.wait_converged(CONVERGE, &[]).await;
+    let h = started(vec![id], 20).await;
     let a = h.account(id);
     a.throttle();
     for (i, s) in h.skus.iter().enumerate() {
@@ -159,14 +151,7 @@ pub async fn throttling_loses_nothing(id: &'static str) {
 /// The channel's API answers 503 for 15 s while orders arrive on eBay and on the channel itself;
 /// afterwards every order is recorded once and every quantity is right.
 pub async fn an_outage_loses_nothing(id: &'static str) {
-    let mut h = Harness::new(Setup {
-        channels: vec![PARTNER, id],
-        skus: 6,
-        ..Setup::default()
-    })
-    .await;
-    h.start_daemon().await;
-    h.wait_converged(CONVERGE, &[]).await;
+    let h = started(vec![PARTNER, id], 6).await;
     let a = h.account(id);
     let outage = a.sandbox.faults().add(FaultRule::new(
         a.kind().market(),
@@ -205,14 +190,7 @@ pub async fn an_outage_loses_nothing(id: &'static str) {
 /// The marketplace rejects one SKU: it is quarantined with the marketplace's message, shown in
 /// `status`, and the others converge.
 pub async fn one_bad_item_does_not_block_the_others(id: &'static str) {
-    let mut h = Harness::new(Setup {
-        channels: vec![id],
-        skus: 12,
-        ..Setup::default()
-    })
-    .await;
-    h.start_daemon().await;
-    h.wait_converged(CONVERGE, &[]).await;
+    let h = started(vec![id], 12).await;
     let bad = sku(7);
     let a = h.account(id);
     a.sandbox.faults().add(FaultRule::new(
@@ -247,14 +225,7 @@ pub async fn one_bad_item_does_not_block_the_others(id: &'static str) {
 
 /// A quantity changed on the marketplace by hand is found and repaired by `resync`.
 pub async fn drift_is_repaired_by_resync(id: &'static str) {
-    let mut h = Harness::new(Setup {
-        channels: vec![id],
-        skus: 5,
-        ..Setup::default()
-    })
-    .await;
-    h.start_daemon().await;
-    h.wait_converged(CONVERGE, &[]).await;
+    let h = started(vec![id], 5).await;
     let a = h.account(id);
     a.set_out_of_band(&sku(2), 99);
     a.set_out_of_band(&sku(4), 0);
