@@ -184,6 +184,7 @@ fn dispatcher(w: &World, connector: Arc<dyn Connector>) -> Arc<Dispatcher> {
         options: w.spec.dispatch.clone(),
         counters: Arc::new(Mutex::new(PushCounters::default())),
         bulk: BulkRunner::new(CancellationToken::new()),
+        gate: None,
     })
 }
 

@@ -158,6 +158,7 @@ impl Daemon {
             tracker.clone(),
             cancel.clone(),
         );
+        engine.spawn_membership(Duration::from_secs(config.daemon.lease_secs));
         let (specs, problems) = channels::specs(&config);
         let shared = Arc::new(Shared {
             store,

@@ -170,6 +170,7 @@ async fn resync_channel(
                 options: spec.dispatch.clone(),
                 counters: Arc::new(std::sync::Mutex::new(PushCounters::default())),
                 bulk: BulkRunner::new(CancellationToken::new()),
+                gate: None,
             });
             let keeper = {
                 let (store, lease, ttl) = (store.clone(), lease.clone(), spec.lease_ttl);

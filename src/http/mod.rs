@@ -144,6 +144,10 @@ pub struct EngineChannel {
 pub struct EngineStatus {
     /// This process's lease owner id.
     pub owner: String,
+    /// Live instances sharing the database (this one included).
+    pub instances: usize,
+    /// Channels this instance takes at most: `ceil(channels / instances)`.
+    pub fair_share: usize,
     /// Running channels, by id.
     pub channels: Vec<EngineChannel>,
     /// Channels that could not start, with why.
@@ -178,6 +182,8 @@ pub fn engine_status(engine: &Engine) -> EngineStatus {
         .collect();
     EngineStatus {
         owner: engine.owner().to_owned(),
+        instances: engine.live_instances(),
+        fair_share: engine.fair_share(),
         channels,
         problems: engine.problems(),
     }

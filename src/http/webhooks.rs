@@ -270,7 +270,12 @@ pub async fn receive(
         prune(&shared.store).await;
     }
     shared.webhooks.bump(&channel, |c| c.accepted += 1);
+    // The owner polls; when another instance owns the channel, leave it the hint.
     let polled = shared.engine.poll_now(&channel);
+    if !polled && let Err(e) = crate::store::instances::request_poll(&shared.store, &channel).await
+    {
+        warn!(channel = %channel, error = %e, "Cannot pass the poll hint to the channel's owner.");
+    }
     debug!(channel = %channel, delivery = %id, polled, "Webhook accepted.");
     json(
         StatusCode::OK,

@@ -195,3 +195,44 @@ pub async fn holder(store: &Store, name: &str) -> Result<Option<Holder>, StoreEr
             expires_at,
         }))
 }
+
+/// What the lease row of `name` says right now, for an instance deciding whether to take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// Someone holds it (unexpired).
+    Held,
+    /// Its holder stopped renewing it: it expired by itself (the holder died or froze).
+    Lapsed,
+    /// Released on purpose (a hand-off or a clean shutdown), or never taken.
+    Free,
+}
+
+/// Reads the state of `name` without changing it.
+pub async fn peek(store: &Store, name: &str) -> Result<Peek, StoreError> {
+    let expires: Option<i64> = sqlx::query_scalar("SELECT expires_at FROM leases WHERE name = $1")
+        .bind(name)
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(match expires {
+        Some(e) if e > now_ms() => Peek::Held,
+        Some(e) if e > 0 => Peek::Lapsed,
+        _ => Peek::Free,
+    })
+}
+
+/// How many channel leases each owner holds now.
+pub async fn held_per_owner(
+    store: &Store,
+) -> Result<std::collections::HashMap<String, usize>, StoreError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT owner, COUNT(*) FROM leases WHERE expires_at > $1 AND name LIKE 'channel:%' \
+         GROUP BY owner",
+    )
+    .bind(now_ms())
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(o, n)| (o, usize::try_from(n).unwrap_or(0)))
+        .collect())
+}

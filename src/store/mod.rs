@@ -10,6 +10,7 @@
 //! writers lock the SKUs they touch with `SELECT … FOR UPDATE` ([`Store::lock_skus`]) in a global
 //! order, so concurrent recomputes of the same bundle cannot lose each other's update.
 
+pub mod instances;
 pub mod lease;
 mod lock;
 

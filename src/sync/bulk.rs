@@ -30,6 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use omnistock_connectors::common::maybe_gated;
 use omnistock_connectors::{BulkDraft, BulkItem, BulkJob, BulkStatus, ItemOutcome};
 use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Row};
@@ -235,7 +236,8 @@ impl BulkRunner {
         let d = Arc::clone(d);
         let lease = lease.clone();
         tokio::spawn(async move {
-            me.build_and_run(&d, &lease, &id, job_items, bulk).await;
+            let gate = d.gate.clone();
+            maybe_gated(gate, me.build_and_run(&d, &lease, &id, job_items, bulk)).await;
             me.finish(&id);
         });
         Ok(taken)
@@ -332,19 +334,23 @@ impl BulkRunner {
             let d = Arc::clone(d);
             let lease = lease.clone();
             tokio::spawn(async move {
-                match (state.as_str(), draft, job) {
-                    (SUBMITTED, _, Some(job)) => {
-                        me.poll_until_done(&d, &lease, &id, &items, &job).await
+                let gate = d.gate.clone();
+                maybe_gated(gate, async {
+                    match (state.as_str(), draft, job) {
+                        (SUBMITTED, _, Some(job)) => {
+                            me.poll_until_done(&d, &lease, &id, &items, &job).await
+                        }
+                        (PREPARED, Some(draft), _) | (SUBMITTED, Some(draft), None) => {
+                            me.resolve_prepared(&d, &lease, &id, &items, &draft).await
+                        }
+                        // Never uploaded (or unreadable): nothing can be processing it.
+                        _ => {
+                            me.abandon(&d, &lease, &id, &items, "interrupted before submission")
+                                .await
+                        }
                     }
-                    (PREPARED, Some(draft), _) | (SUBMITTED, Some(draft), None) => {
-                        me.resolve_prepared(&d, &lease, &id, &items, &draft).await
-                    }
-                    // Never uploaded (or unreadable): nothing can be processing it.
-                    _ => {
-                        me.abandon(&d, &lease, &id, &items, "interrupted before submission")
-                            .await
-                    }
-                }
+                })
+                .await;
                 me.finish(&id);
             });
         }

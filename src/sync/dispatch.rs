@@ -28,7 +28,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use omnistock_connectors::common::Backoff;
+use omnistock_connectors::common::{Backoff, SendGate, maybe_gated};
 use omnistock_connectors::{
     Connector, ConnectorError, Currency, ErrorClass, ItemOutcome, ListingUpdate, Money, Sku,
     StockUpdate,
@@ -168,6 +168,9 @@ pub struct Dispatcher {
     pub counters: Counters,
     /// Background bulk jobs (channels whose connector has a bulk path).
     pub bulk: Arc<BulkRunner>,
+    /// Checked right before every request (the engine's lease deadline); `None` sends freely
+    /// (the CLI's `resync`, which holds its lease for the whole run, and tests).
+    pub gate: Option<SendGate>,
 }
 
 impl Dispatcher {
@@ -305,7 +308,10 @@ impl Dispatcher {
                 let Some(batch) = pending.next() else { break };
                 let me = Arc::clone(self);
                 let lease = lease.clone();
-                set.spawn(async move { me.send_batch(&lease, batch).await });
+                set.spawn(async move {
+                    let gate = me.gate.clone();
+                    maybe_gated(gate, me.send_batch(&lease, batch)).await
+                });
             }
             let Some(joined) = set.join_next().await else {
                 break;
@@ -405,6 +411,10 @@ impl Dispatcher {
                     error: e.to_string(),
                 };
                 self.record(lease, &items, &[outcome]).await
+            }
+            Err(_) if self.gate.as_ref().is_some_and(|g| !g()) => {
+                // Held back (or cut short) because the lease ran out: not the marketplace's fault.
+                Err(RoundError::LeaseLost(self.channel.clone()))
             }
             Err(e) => {
                 self.note_call_error(&e);

@@ -1,8 +1,12 @@
 //! The engine: one runtime per channel account, each with four tasks.
 //!
 //! - **lease keeper**: takes the channel's lease and renews it every third of its lifetime; the
-//!   other tasks work only while it holds the lease (several instances on one PostgreSQL spread
-//!   channels between them; a CLI `resync` borrows a channel the same way);
+//!   other tasks work only while it holds the lease (a CLI `resync` borrows a channel the same
+//!   way). Several instances on one PostgreSQL spread channels between them: each takes at most
+//!   its fair share, `ceil(channels / live instances)` (live = a fresh heartbeat in `instances`),
+//!   and hands extra channels over when another instance joins — after its in-flight round has
+//!   recorded its results. A lease nobody takes for a whole lifetime is taken whatever the share
+//!   (instances whose configs differ must not leave a channel orphaned);
 //! - **dispatcher loop**: rounds of [`Dispatcher::round`] while there is work; when idle it waits
 //!   for a wake-up (an order ingested, a stock change made in this process) or a short tick that
 //!   notices changes made by other processes (`omnistock stock set`, an import);
@@ -12,14 +16,23 @@
 //!
 //! All tasks stop between units of work when the channel's token is cancelled (shutdown, or a
 //! reload that changed the channel's section).
+//!
+//! Every marketplace call of a channel runs inside a send gate
+//! ([`omnistock_connectors::common::gate`]) that is open only while the local lease deadline
+//! (three quarters of a lifetime after the last successful renewal, on the monotonic clock) has
+//! not passed. A process frozen past its lease (`kill -STOP`, a paused VM) wakes with the gate
+//! closed: the batch it was about to send is not sent, and the fence keeps it from recording
+//! anything.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use omnistock_connectors::common::{SendGate, maybe_gated};
 use omnistock_connectors::{Connector, ErrorClass};
 use serde::Serialize;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, RwLock, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -29,8 +42,8 @@ use super::bulk::BulkRunner;
 use super::dispatch::{Counters, DispatchOptions, Dispatcher, PushCounters, RoundError};
 use super::intake::{self, PollReport};
 use crate::reconcile;
-use crate::store::lease::{Lease, channel_lease};
-use crate::store::{Store, now_ms};
+use crate::store::lease::{Lease, Peek, channel_lease, held_per_owner, peek};
+use crate::store::{Backend, Store, instances, now_ms};
 
 /// How often an idle dispatcher looks for changes made by other processes.
 pub const IDLE_TICK: Duration = Duration::from_millis(250);
@@ -97,7 +110,25 @@ pub struct ChannelRuntime {
     pub lease: watch::Receiver<Option<Lease>>,
     /// Background bulk jobs.
     pub bulk: Arc<BulkRunner>,
+    /// Until when (monotonic) this process may send to the channel; `None` without a lease.
+    deadline: Arc<Mutex<Option<Instant>>>,
+    /// Units of work (a dispatch round, an order poll, a reconcile) hold it shared; handing the
+    /// channel to another instance takes it exclusively, so results are recorded before the lease
+    /// is released.
+    work: RwLock<()>,
     cancel: CancellationToken,
+}
+
+impl ChannelRuntime {
+    /// The send gate of this channel: open while the local lease deadline has not passed.
+    pub fn send_gate(&self) -> SendGate {
+        let deadline = Arc::clone(&self.deadline);
+        Arc::new(move || lock(&deadline).is_some_and(|d| Instant::now() < d))
+    }
+
+    fn set_deadline(&self, d: Option<Instant>) {
+        *lock(&self.deadline) = d;
+    }
 }
 
 /// Why a channel has no runtime.
@@ -120,6 +151,11 @@ pub struct Engine {
     cancel: CancellationToken,
     channels: Mutex<BTreeMap<String, Arc<ChannelRuntime>>>,
     problems: Mutex<Vec<ChannelProblem>>,
+    /// Live instances sharing the database (this one included), from the heartbeats.
+    live: AtomicUsize,
+    /// Channels other live instances could still take before reaching their share: how many
+    /// this instance may hand over.
+    room_elsewhere: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -143,7 +179,107 @@ impl Engine {
             cancel,
             channels: Mutex::new(BTreeMap::new()),
             problems: Mutex::new(Vec::new()),
+            live: AtomicUsize::new(1),
+            room_elsewhere: AtomicUsize::new(0),
         })
+    }
+
+    /// Starts heartbeating this instance in `instances` every third of `ttl` and counting the
+    /// live ones (fresh within `ttl`), which sets the fair share of channels. On PostgreSQL it
+    /// also relays poll hints between instances. Ends (and removes the row) on shutdown.
+    pub fn spawn_membership(self: &Arc<Self>, ttl: Duration) {
+        let me = Arc::clone(self);
+        self.tracker.spawn(async move { me.membership(ttl).await });
+    }
+
+    async fn membership(&self, ttl: Duration) {
+        let started_at = now_ms();
+        let every = (ttl / 3).max(Duration::from_millis(100));
+        let mut beats: u64 = 0;
+        loop {
+            match instances::heartbeat(&self.store, &self.owner, started_at).await {
+                Ok(()) => {
+                    if let Err(e) = self.count_instances(ttl).await {
+                        warn!(error = %e, "Cannot count live instances.");
+                    }
+                }
+                Err(e) => warn!(error = %e, "Cannot record this instance's heartbeat."),
+            }
+            beats += 1;
+            if beats % 1024 == 1 {
+                let _ = instances::prune(&self.store, Duration::from_secs(86_400)).await;
+            }
+            if !sleep_or_cancel(every, &self.cancel).await {
+                if let Err(e) = instances::leave(&self.store, &self.owner).await {
+                    debug!(error = %e, "Could not remove this instance's row on shutdown.");
+                }
+                return;
+            }
+        }
+    }
+
+    async fn count_instances(&self, ttl: Duration) -> Result<(), crate::store::StoreError> {
+        let live = instances::live(&self.store, ttl).await?;
+        let n = live.len().max(1);
+        let before = self.live.swap(n, Ordering::SeqCst);
+        let share = self.fair_share();
+        if before != n {
+            info!(
+                instances = n,
+                share, "Instances sharing the database changed."
+            );
+        }
+        // Room on instances that heartbeat like a live one (within half a lease lifetime): a
+        // crashed instance's row still counts as live for a while, but must never be handed a
+        // channel.
+        let held = held_per_owner(&self.store).await?;
+        let fresh_after = now_ms() - i64::try_from((ttl / 2).as_millis()).unwrap_or(0);
+        let room: usize = live
+            .iter()
+            .filter(|i| i.owner != self.owner && i.heartbeat_at > fresh_after)
+            .map(|i| share.saturating_sub(held.get(&i.owner).copied().unwrap_or(0)))
+            .sum();
+        self.room_elsewhere.store(room, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Live instances sharing the database, as last counted.
+    pub fn live_instances(&self) -> usize {
+        self.live.load(Ordering::SeqCst).max(1)
+    }
+
+    /// How many channels this instance should own: `ceil(channels / live instances)`.
+    pub fn fair_share(&self) -> usize {
+        lock(&self.channels)
+            .len()
+            .div_ceil(self.live_instances())
+            .max(1)
+    }
+
+    /// Ids of the channels whose lease this process holds, sorted.
+    pub fn held(&self) -> Vec<String> {
+        lock(&self.channels)
+            .iter()
+            .filter(|(_, rt)| rt.lease.borrow().is_some())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// True when this process holds more than its share, `channel` is one of the extras (the
+    /// last ones by id, so every keeper agrees which) and another live instance has room for it;
+    /// claims that room.
+    fn should_hand_off(&self, channel: &str) -> bool {
+        let held = self.held();
+        let share = self.fair_share();
+        held.len() > share
+            && held
+                .iter()
+                .position(|c| c == channel)
+                .is_some_and(|i| i >= share)
+            && self
+                .room_elsewhere
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| r.checked_sub(1))
+                .is_ok()
     }
 
     /// This process's lease owner id.
@@ -191,16 +327,22 @@ impl Engine {
             push_now: Arc::new(Notify::new()),
             poll_now: Arc::new(Notify::new()),
             lease: lease_rx,
+            deadline: Arc::new(Mutex::new(None)),
+            work: RwLock::new(()),
             cancel,
             spec,
         });
         info!(channel = %rt.spec.id, kind = %rt.spec.kind, "Starting channel.");
         self.tracker.spawn(keep_lease(
             self.store.clone(),
-            self.owner.clone(),
+            Arc::clone(self),
             Arc::clone(&rt),
             lease_tx,
         ));
+        if self.store.backend() == Backend::Postgres {
+            self.tracker
+                .spawn(relay_poll_requests(self.store.clone(), Arc::clone(&rt)));
+        }
         self.tracker
             .spawn(dispatch_loop(self.store.clone(), Arc::clone(&rt)));
         self.tracker.spawn(poll_loop(
@@ -237,7 +379,10 @@ impl Engine {
                 move |_| {
                     let rt = Arc::clone(&rt2);
                     let store = store.clone();
-                    async move { reconcile_channel(&store, &rt).await }
+                    async move {
+                        let _work = rt.work.read().await;
+                        maybe_gated(Some(rt.send_gate()), reconcile_channel(&store, &rt)).await
+                    }
                 },
             ));
         }
@@ -251,14 +396,15 @@ impl Engine {
         }
     }
 
-    /// Asks a channel's poller to poll now; false when the channel has no runtime.
+    /// Asks a channel's poller to poll now; false when this process does not own the channel
+    /// (see [`request_poll`] for the instance that does).
     pub fn poll_now(&self, channel: &str) -> bool {
         match lock(&self.channels).get(channel) {
-            Some(rt) => {
+            Some(rt) if rt.lease.borrow().is_some() => {
                 rt.poll_now.notify_one();
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
@@ -289,46 +435,88 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
 
 async fn keep_lease(
     store: Store,
-    owner: String,
+    engine: Arc<Engine>,
     rt: Arc<ChannelRuntime>,
     tx: watch::Sender<Option<Lease>>,
 ) {
     let name = channel_lease(&rt.spec.id);
     let ttl = rt.spec.lease_ttl;
     let every = (ttl / 3).max(Duration::from_millis(100));
+    // Sends stop a quarter of a lifetime before the lease lapses in the database: room for clock
+    // drift between instances and for the request already on the wire.
+    let valid_for = ttl - ttl / 4;
     let mut waiting_logged = false;
+    let mut free_since: Option<Instant> = None;
     loop {
         let current: Option<Lease> = tx.borrow().clone();
         let next = match current {
-            Some(l) => match l.renew(&store, ttl).await {
-                Ok(true) => Some(l),
-                Ok(false) => {
-                    warn!(channel = %rt.spec.id, "Lost the channel lease; pausing pushes and polls.");
-                    None
-                }
-                Err(e) => {
-                    warn!(channel = %rt.spec.id, error = %e, "Cannot renew the channel lease.");
-                    Some(l)
-                }
-            },
-            None => match Lease::acquire(&store, &name, &owner, ttl).await {
-                Ok(Some(l)) => {
-                    info!(channel = %rt.spec.id, epoch = l.epoch, "Own the channel.");
-                    waiting_logged = false;
-                    Some(l)
-                }
-                Ok(None) => {
-                    if !waiting_logged {
-                        info!(channel = %rt.spec.id, "Another process owns the channel; waiting for it.");
-                        waiting_logged = true;
+            Some(l) if engine.should_hand_off(&rt.spec.id) => {
+                hand_off(&store, &rt, &tx, &l, ttl).await;
+                info!(channel = %rt.spec.id, instances = engine.live_instances(), share = engine.fair_share(), "Handed the channel to another instance (fair share).");
+                None
+            }
+            Some(l) => {
+                let t0 = Instant::now();
+                match l.renew(&store, ttl).await {
+                    Ok(true) => {
+                        rt.set_deadline(Some(t0 + valid_for));
+                        Some(l)
                     }
+                    Ok(false) => {
+                        rt.set_deadline(None);
+                        warn!(channel = %rt.spec.id, "Lost the channel lease; pausing pushes and polls.");
+                        None
+                    }
+                    Err(e) => {
+                        // Keep working until the local deadline passes; the gate closes then.
+                        warn!(channel = %rt.spec.id, error = %e, "Cannot renew the channel lease.");
+                        Some(l)
+                    }
+                }
+            }
+            None => {
+                let take = engine.held().len() < engine.fair_share() || {
+                    // At our share: leave a released channel to an instance with room (unless
+                    // nobody takes it for a whole lease lifetime), but take a lapsed one at once
+                    // — its owner died or froze, and availability comes before balance (a later
+                    // hand-off restores the balance).
+                    match peek(&store, &name).await {
+                        Ok(Peek::Lapsed) => true,
+                        Ok(Peek::Free) => {
+                            free_since.get_or_insert_with(Instant::now).elapsed() >= ttl
+                        }
+                        Ok(Peek::Held) | Err(_) => {
+                            free_since = None;
+                            false
+                        }
+                    }
+                };
+                if take {
+                    let t0 = Instant::now();
+                    match Lease::acquire(&store, &name, engine.owner(), ttl).await {
+                        Ok(Some(l)) => {
+                            rt.set_deadline(Some(t0 + valid_for));
+                            info!(channel = %rt.spec.id, epoch = l.epoch, "Own the channel.");
+                            waiting_logged = false;
+                            free_since = None;
+                            Some(l)
+                        }
+                        Ok(None) => {
+                            if !waiting_logged {
+                                info!(channel = %rt.spec.id, "Another process owns the channel; waiting for it.");
+                                waiting_logged = true;
+                            }
+                            None
+                        }
+                        Err(e) => {
+                            warn!(channel = %rt.spec.id, error = %e, "Cannot take the channel lease.");
+                            None
+                        }
+                    }
+                } else {
                     None
                 }
-                Err(e) => {
-                    warn!(channel = %rt.spec.id, error = %e, "Cannot take the channel lease.");
-                    None
-                }
-            },
+            }
         };
         let had = tx.borrow().is_some();
         let has = next.is_some();
@@ -345,12 +533,55 @@ async fn keep_lease(
         };
         if !sleep_or_cancel(wait, &rt.cancel).await {
             let held = tx.borrow().clone();
-            if let Some(l) = held
-                && let Err(e) = l.release(&store).await
-            {
-                debug!(channel = %rt.spec.id, error = %e, "Could not release the lease on shutdown.");
+            if let Some(l) = held {
+                hand_off(&store, &rt, &tx, &l, ttl).await;
             }
             return;
+        }
+    }
+}
+
+/// Gives the channel up: no new unit of work starts, the one in flight finishes and records its
+/// results (bounded by half a lease lifetime), then the lease is released for the next owner.
+async fn hand_off(
+    store: &Store,
+    rt: &ChannelRuntime,
+    tx: &watch::Sender<Option<Lease>>,
+    lease: &Lease,
+    ttl: Duration,
+) {
+    tx.send_replace(None);
+    let work = tokio::time::timeout(ttl / 2, rt.work.write()).await;
+    if work.is_err() {
+        warn!(channel = %rt.spec.id, "Work in flight did not finish in time; releasing the lease anyway (its results will not be recorded).");
+    }
+    rt.set_deadline(None);
+    if let Err(e) = lease.release(store).await {
+        debug!(channel = %rt.spec.id, error = %e, "Could not release the lease; it lapses by itself.");
+    }
+}
+
+/// Relays poll hints left in `poll_requests` by other instances (a webhook they received for
+/// this channel) to the local poller while this process owns the channel.
+async fn relay_poll_requests(store: Store, rt: Arc<ChannelRuntime>) {
+    let mut seen = instances::poll_requested_at(&store, &rt.spec.id)
+        .await
+        .ok()
+        .flatten();
+    loop {
+        if !sleep_or_cancel(Duration::from_millis(500), &rt.cancel).await {
+            return;
+        }
+        if rt.lease.borrow().is_none() {
+            continue;
+        }
+        match instances::poll_requested_at(&store, &rt.spec.id).await {
+            Ok(at) if at > seen => {
+                seen = at;
+                rt.poll_now.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => debug!(channel = %rt.spec.id, error = %e, "Cannot read poll requests."),
         }
     }
 }
@@ -363,6 +594,7 @@ async fn dispatch_loop(store: Store, rt: Arc<ChannelRuntime>) {
         options: rt.spec.dispatch.clone(),
         counters: Arc::clone(&rt.counters),
         bulk: Arc::clone(&rt.bulk),
+        gate: Some(rt.send_gate()),
     });
     let mut failures: u32 = 0;
     let mut lease_rx = rt.lease.clone();
@@ -371,7 +603,9 @@ async fn dispatch_loop(store: Store, rt: Arc<ChannelRuntime>) {
         if rt.cancel.is_cancelled() {
             return;
         }
+        let work = rt.work.read().await;
         let Some(lease) = lease_rx.borrow_and_update().clone() else {
+            drop(work);
             tokio::select! {
                 _ = rt.cancel.cancelled() => return,
                 _ = lease_rx.changed() => continue,
@@ -386,7 +620,9 @@ async fn dispatch_loop(store: Store, rt: Arc<ChannelRuntime>) {
                 }
             }
         }
-        match dispatcher.round(&lease, None).await {
+        let round = dispatcher.round(&lease, None).await;
+        drop(work);
+        match round {
             Ok(r) if r.picked == 0 => {
                 failures = 0;
                 tokio::select! {
@@ -474,19 +710,24 @@ async fn poll_loop(
             _ = rt.poll_now.notified() => {}
             _ = tokio::time::sleep(interval) => {}
         }
+        let work = rt.work.read().await;
         if rt.lease.borrow().is_none() {
             continue;
         }
         let plan = Arc::clone(&plan.borrow());
         let started = Instant::now();
-        let result = intake::poll_orders(
-            &store,
-            &plan,
-            &rt.spec.id,
-            rt.spec.connector.as_ref(),
-            rt.spec.overlap,
+        let result = maybe_gated(
+            Some(rt.send_gate()),
+            intake::poll_orders(
+                &store,
+                &plan,
+                &rt.spec.id,
+                rt.spec.connector.as_ref(),
+                rt.spec.overlap,
+            ),
         )
         .await;
+        drop(work);
         match result {
             Ok(report) => {
                 failures = 0;

@@ -270,6 +270,7 @@ impl World {
             },
             counters: Arc::new(Mutex::new(PushCounters::default())),
             bulk: runner,
+            gate: None,
         })
     }
 

@@ -38,11 +38,8 @@ pub async fn check(h: &Harness, expect: &Expect) -> Vec<String> {
     let mut v = Vec::new();
     let except: Vec<&str> = expect.except.iter().map(String::as_str).collect();
     // I1: quiet ⇒ converged (wait_converged panics with the details when it is not).
-    h.wait_converged(
-        expect.converge.unwrap_or(Duration::from_secs(60)),
-        &except,
-    )
-    .await;
+    h.wait_converged(expect.converge.unwrap_or(Duration::from_secs(60)), &except)
+        .await;
     let pool = h.store.pool();
     let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
         .fetch_one(pool)
@@ -124,7 +121,9 @@ pub async fn check(h: &Harness, expect: &Expect) -> Vec<String> {
             .await
             .expect("desired");
     if negative > 0 {
-        v.push(format!("I5: {negative} channel items want a negative quantity"));
+        v.push(format!(
+            "I5: {negative} channel items want a negative quantity"
+        ));
     }
     // I6.
     let total_429: u64 = h.accounts.iter().map(|a| a.count_429()).sum();

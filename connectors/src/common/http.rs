@@ -163,6 +163,8 @@ async fn send_inner(
     max_bytes: usize,
     header: Option<&str>,
 ) -> Result<(HttpResponse, Option<String>), ConnectorError> {
+    // The last moment to hold a request back (a process that lost its lease while frozen).
+    super::gate::check()?;
     let mut response = request
         .send()
         .await

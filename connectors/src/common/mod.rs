@@ -9,6 +9,7 @@
 
 pub mod backoff;
 pub mod batch;
+pub mod gate;
 pub mod budget;
 pub mod http;
 pub mod limits;
@@ -19,6 +20,7 @@ pub mod token;
 pub use backoff::Backoff;
 pub use batch::batches;
 pub use budget::{Budget, BudgetSnapshot};
+pub use gate::{SendGate, maybe_gated, with_send_gate};
 pub use http::{HttpResponse, MAX_BODY_BYTES};
 pub use limits::Limits;
 pub use sensitive::Secret;
