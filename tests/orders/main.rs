@@ -357,6 +357,35 @@ async fn newer_regressions_are_ignored() {
     s.check_invariants().await;
 }
 
+/// Marketplaces stamp orders to the second: an order paid and cancelled (or shipped) within one
+/// second shows the same time in both states. A poll that read the first state must not make the
+/// second a "replay" (it used to: the cancellation was lost and the units stayed reserved).
+#[tokio::test]
+async fn a_later_status_in_the_same_second_still_applies() {
+    let s = shop(&["shop"]).await;
+    let lines = [("L1", "MUG-RED", 2)];
+    s.ingest("shop", &order("S1", Paid, 5, &lines)).await;
+    assert_eq!(s.levels("MUG-RED", "main").await, (10, 2));
+    let out = s.ingest("shop", &order("S1", Cancelled, 5, &lines)).await;
+    assert!(
+        matches!(out.disposition, Disposition::Applied { from: Paid }),
+        "{out:?}"
+    );
+    assert_eq!(s.levels("MUG-RED", "main").await, (10, 0));
+    assert_eq!(s.order("shop", "S1").await, ("cancelled".into(), 5));
+    // The same second again, either state: replays.
+    for status in [Paid, Cancelled] {
+        let out = s.ingest("shop", &order("S1", status, 5, &lines)).await;
+        assert_eq!(out.disposition, Disposition::Stale, "{status:?}");
+    }
+    // Paid and shipped within one second: the shipment applies.
+    s.ingest("shop", &order("S2", Paid, 7, &lines)).await;
+    s.ingest("shop", &order("S2", Shipped, 7, &lines)).await;
+    assert_eq!(s.levels("MUG-RED", "main").await, (8, 0));
+    assert_eq!(s.order("shop", "S2").await, ("shipped".into(), 7));
+    s.check_invariants().await;
+}
+
 #[tokio::test]
 async fn the_last_unit_goes_to_one_order_and_the_other_is_oversold() {
     let s = shop(&["ebay", "amazon"]).await;
