@@ -5,8 +5,10 @@
 //! (unique per channel and channel order id), moves stock for its lines through the ledger (one
 //! `stock_movements` row per line, step, SKU and location under a deterministic key, see [`keys`],
 //! with its `stock_levels` change) and recomputes what every channel should show for the SKUs it
-//! touched. Either all of that commits or none of it does; a retriable [`StoreError`] lets the caller
-//! run the whole order again ([`ingest_retrying`], [`ingest_batch`]).
+//! touched; the ordering channel's own listings of the order's SKUs are marked for a push in any
+//! case, since the marketplace moved its quantity itself. Either all of that commits or none of it
+//! does; a retriable [`StoreError`] lets the caller run the whole order again ([`ingest_retrying`],
+//! [`ingest_batch`]).
 //!
 //! # Deliveries
 //!
@@ -593,6 +595,10 @@ async fn ingest_in(
     }
     let touched: Vec<String> = touched.into_iter().collect();
     let stats = crate::sync::recompute(store, tx, plan, &touched).await?;
+    if !order.fulfilled_by_channel {
+        let listed: BTreeSet<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+        repush_listings(tx, &ch.id, &listed.into_iter().collect::<Vec<_>>()).await?;
+    }
     Ok(IngestOutcome {
         external_id: order.external_id.clone(),
         disposition: match stored {
@@ -604,6 +610,30 @@ async fn ingest_in(
         touched_skus: touched,
         listings_changed: stats.changed,
     })
+}
+
+/// Marks the ordering channel's listings of `skus` for a push of their absolute value, even when
+/// what they should show did not change. The marketplace moved its own quantity for the order —
+/// a sale lowers it; a cancellation gives the units back on some marketplaces and not on others
+/// (eBay) — so what it shows may no longer be what was pushed, and a recompute that changed
+/// nothing would leave it so until the next reconcile: an order first seen cancelled (nothing
+/// moved here, the sale still counted there), an oversold line, a stock count that made up for the
+/// sale. Rows with a push pending are left alone: that push sends the latest value anyway.
+async fn repush_listings(tx: &mut Tx, channel: &str, skus: &[&str]) -> Result<(), StoreError> {
+    let now = now_ms();
+    for chunk in skus.chunks(IN_CHUNK) {
+        let sql = format!(
+            "UPDATE channel_items SET desired_version = desired_version + 1, updated_at = $2 \
+             WHERE channel = $1 AND desired_version <= pushed_version AND sku IN ({})",
+            placeholders(3, chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(channel).bind(now);
+        for s in chunk {
+            q = q.bind(*s);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// The delivered lines (in delivery order, each with its stored state when recorded before), then
