@@ -5,14 +5,18 @@
 //! (unique per channel and channel order id), moves stock for its lines through the ledger (one
 //! `stock_movements` row per line, step, SKU and location under a deterministic key, see [`keys`],
 //! with its `stock_levels` change) and recomputes what every channel should show for the SKUs it
-//! touched. Either all of that commits or none of it does; a retriable [`StoreError`] lets the caller
-//! run the whole order again ([`ingest_retrying`], [`ingest_batch`]).
+//! touched; the ordering channel's own listings of the order's SKUs are marked for a push in any
+//! case, since the marketplace moved its quantity itself. Either all of that commits or none of it
+//! does; a retriable [`StoreError`] lets the caller run the whole order again ([`ingest_retrying`],
+//! [`ingest_batch`]).
 //!
 //! # Deliveries
 //!
 //! Channels deliver the same order many times (poll overlap windows, webhooks, retries) and out of
-//! order. A delivery applies only when its `remote_updated_at_ms` is newer than the stored one; an
-//! older or equal one changes nothing and is reported [`Disposition::Stale`] (checked first with a
+//! order. A delivery applies only when it [`supersedes`] the stored one: its `remote_updated_at_ms`
+//! is newer, or the same with a status further along the lifecycle (marketplaces stamp orders to
+//! the second, so an order paid and cancelled within one second carries one time in both states).
+//! Any other delivery changes nothing and is reported [`Disposition::Stale`] (checked first with a
 //! plain read, so the common re-delivery never takes the write lock). On top of that, every stock
 //! move is guarded twice: by the line's state (a line moves only from the state the step starts
 //! from) and by the ledger key (a step's key can be used once), so no replay can move stock twice.
@@ -242,7 +246,7 @@ pub async fn ingest(
     .fetch_optional(store.pool())
     .await?;
     if let Some((status, at)) = stored
-        && order.remote_updated_at_ms <= at
+        && !supersedes(order, &status, at)
     {
         debug!(
             delivered = order.remote_updated_at_ms,
@@ -260,6 +264,33 @@ pub async fn ingest(
     }
     log_outcome(&out);
     Ok(out)
+}
+
+/// Whether `order` must be applied over the stored delivery (status `stored_status`, channel time
+/// `stored_at`): when it is newer, or equally new with a status further along the lifecycle
+/// (pending, then paid, then shipped or cancelled, then returned). Marketplaces stamp orders to the
+/// second (Shopify `updatedAt`, WooCommerce `date_modified_gmt`, Meta `last_updated`): an order
+/// paid and cancelled within one second shows the same time in both states, and a poll that read
+/// the first state must not make the second look like a replay. An order never goes back along
+/// the lifecycle, so of two states with one time the later stage is the newer one; the same or an
+/// earlier stage at the same time is a replay.
+pub fn supersedes(order: &ChannelOrder, stored_status: &str, stored_at: i64) -> bool {
+    match order.remote_updated_at_ms.cmp(&stored_at) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => OrderStatus::parse(stored_status)
+            .is_some_and(|stored| stage(order.status) > stage(stored)),
+    }
+}
+
+/// How far along its lifecycle an order with this status is.
+fn stage(s: OrderStatus) -> u8 {
+    match s {
+        OrderStatus::Pending => 0,
+        OrderStatus::Paid => 1,
+        OrderStatus::Shipped | OrderStatus::Cancelled => 2,
+        OrderStatus::Returned => 3,
+    }
 }
 
 /// [`ingest`], run again (after a jittered, growing pause) while it fails with a retriable error,
@@ -465,10 +496,10 @@ async fn ingest_in(
                 .bind(order.external_id.as_str())
                 .fetch_one(&mut **tx)
                 .await?;
-            let status = parse_status(&status, order)?;
-            if order.remote_updated_at_ms <= at {
-                return Ok(stale(order, status));
+            if !supersedes(order, &status, at) {
+                return Ok(stale(order, parse_status(&status, order)?));
             }
+            let status = parse_status(&status, order)?;
             (id, Some(status))
         }
     };
@@ -564,6 +595,10 @@ async fn ingest_in(
     }
     let touched: Vec<String> = touched.into_iter().collect();
     let stats = crate::sync::recompute(store, tx, plan, &touched).await?;
+    if !order.fulfilled_by_channel {
+        let listed: BTreeSet<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+        repush_listings(tx, &ch.id, &listed.into_iter().collect::<Vec<_>>()).await?;
+    }
     Ok(IngestOutcome {
         external_id: order.external_id.clone(),
         disposition: match stored {
@@ -575,6 +610,30 @@ async fn ingest_in(
         touched_skus: touched,
         listings_changed: stats.changed,
     })
+}
+
+/// Marks the ordering channel's listings of `skus` for a push of their absolute value, even when
+/// what they should show did not change. The marketplace moved its own quantity for the order —
+/// a sale lowers it; a cancellation gives the units back on some marketplaces and not on others
+/// (eBay) — so what it shows may no longer be what was pushed, and a recompute that changed
+/// nothing would leave it so until the next reconcile: an order first seen cancelled (nothing
+/// moved here, the sale still counted there), an oversold line, a stock count that made up for the
+/// sale. Rows with a push pending are left alone: that push sends the latest value anyway.
+async fn repush_listings(tx: &mut Tx, channel: &str, skus: &[&str]) -> Result<(), StoreError> {
+    let now = now_ms();
+    for chunk in skus.chunks(IN_CHUNK) {
+        let sql = format!(
+            "UPDATE channel_items SET desired_version = desired_version + 1, updated_at = $2 \
+             WHERE channel = $1 AND desired_version <= pushed_version AND sku IN ({})",
+            placeholders(3, chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(channel).bind(now);
+        for s in chunk {
+            q = q.bind(*s);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// The delivered lines (in delivery order, each with its stored state when recorded before), then

@@ -5,8 +5,8 @@
 //! clock's skew does not matter. Each poll asks for orders modified at or after `cursor − overlap`:
 //! marketplaces index orders a little late and some report times at one-second resolution, and an
 //! order that shows up late inside the window is still caught. What the window brings back twice is
-//! skipped before any write (its stored `remote_updated_at` is not older), and ingestion is
-//! idempotent anyway. The cursor is saved only after every page was ingested, so a crash mid-poll
+//! skipped before any write (unless it [supersedes](orders::supersedes) what is stored), and
+//! ingestion is idempotent anyway. The cursor is saved only after every page was ingested, so a crash mid-poll
 //! re-reads the same window. A channel's first poll starts at "now − overlap": orders placed before
 //! omnistock managed the channel are already in the merchant's stock counts.
 
@@ -187,30 +187,35 @@ pub async fn poll_orders(
     Ok(report)
 }
 
-/// The external ids of `orders` that are new or newer than what is stored (no write needed for
-/// the rest: the overlap window brings many of them back on every poll).
+/// The external ids of `orders` that are new or supersede what is stored ([`orders::supersedes`];
+/// no write needed for the rest: the overlap window brings many of them back on every poll).
 async fn newer_than_stored(
     store: &Store,
     channel: &str,
     orders: &[ChannelOrder],
 ) -> Result<std::collections::HashSet<String>, StoreError> {
-    let mut stored: HashMap<String, i64> = HashMap::new();
+    let mut stored: HashMap<String, (String, i64)> = HashMap::new();
     for chunk in orders.chunks(crate::store::IN_CHUNK) {
         let sql = format!(
-            "SELECT external_id, remote_updated_at FROM orders WHERE channel = $1 AND external_id IN ({})",
+            "SELECT external_id, status, remote_updated_at FROM orders WHERE channel = $1 AND external_id IN ({})",
             placeholders(2, chunk.len())
         );
-        let mut q = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(sql)).bind(channel);
+        let mut q = sqlx::query_as::<_, (String, String, i64)>(AssertSqlSafe(sql)).bind(channel);
         for o in chunk {
             q = q.bind(o.external_id.as_str());
         }
-        stored.extend(q.fetch_all(store.pool()).await?);
+        stored.extend(
+            q.fetch_all(store.pool())
+                .await?
+                .into_iter()
+                .map(|(id, status, at)| (id, (status, at))),
+        );
     }
     Ok(orders
         .iter()
         .filter(|o| match stored.get(&o.external_id) {
             None => true,
-            Some(t) => o.remote_updated_at_ms > *t,
+            Some((status, at)) => orders::supersedes(o, status, *at),
         })
         .map(|o| o.external_id.clone())
         .collect())

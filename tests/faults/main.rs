@@ -23,3 +23,4 @@ mod model;
 mod outage;
 mod pg_restart;
 mod throttle;
+mod util;

@@ -357,6 +357,83 @@ async fn newer_regressions_are_ignored() {
     s.check_invariants().await;
 }
 
+/// Marketplaces stamp orders to the second: an order paid and cancelled (or shipped) within one
+/// second shows the same time in both states. A poll that read the first state must not make the
+/// second a "replay" (it used to: the cancellation was lost and the units stayed reserved).
+#[tokio::test]
+async fn a_later_status_in_the_same_second_still_applies() {
+    let s = shop(&["shop"]).await;
+    let lines = [("L1", "MUG-RED", 2)];
+    s.ingest("shop", &order("S1", Paid, 5, &lines)).await;
+    assert_eq!(s.levels("MUG-RED", "main").await, (10, 2));
+    let out = s.ingest("shop", &order("S1", Cancelled, 5, &lines)).await;
+    assert!(
+        matches!(out.disposition, Disposition::Applied { from: Paid }),
+        "{out:?}"
+    );
+    assert_eq!(s.levels("MUG-RED", "main").await, (10, 0));
+    assert_eq!(s.order("shop", "S1").await, ("cancelled".into(), 5));
+    // The same second again, either state: replays.
+    for status in [Paid, Cancelled] {
+        let out = s.ingest("shop", &order("S1", status, 5, &lines)).await;
+        assert_eq!(out.disposition, Disposition::Stale, "{status:?}");
+    }
+    // Paid and shipped within one second: the shipment applies.
+    s.ingest("shop", &order("S2", Paid, 7, &lines)).await;
+    s.ingest("shop", &order("S2", Shipped, 7, &lines)).await;
+    assert_eq!(s.levels("MUG-RED", "main").await, (8, 0));
+    assert_eq!(s.order("shop", "S2").await, ("shipped".into(), 7));
+    s.check_invariants().await;
+}
+
+/// The marketplace moves its own quantity for an order (and gives it back on a cancellation only
+/// on some marketplaces): the ordering channel's listing is pushed again even when what it should
+/// show did not change, e.g. for an order first seen cancelled. Other channels are left alone.
+#[tokio::test]
+async fn the_ordering_channels_listing_is_pushed_again_even_when_nothing_moved() {
+    let s = shop(&["ebay", "amazon"]).await;
+    sqlx::query("UPDATE channel_items SET pushed_version = desired_version")
+        .execute(s.store.pool())
+        .await
+        .unwrap();
+    let dirty = |channel: &'static str| {
+        let pool = s.store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM channel_items WHERE channel = $1 AND sku = 'MUG-RED' \
+                 AND desired_version > pushed_version",
+            )
+            .bind(channel)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let out = s
+        .ingest("ebay", &order("E1", Cancelled, 1, &[("L1", "MUG-RED", 2)]))
+        .await;
+    assert_eq!(out.disposition, Disposition::New);
+    assert!(out.touched_skus.is_empty(), "nothing moved: {out:?}");
+    assert_eq!(s.levels("MUG-RED", "main").await, (10, 0));
+    assert_eq!(
+        dirty("ebay").await,
+        1,
+        "eBay counted the sale: push it again"
+    );
+    assert_eq!(dirty("amazon").await, 0, "Amazon shows the right number");
+    // A replay changes nothing, so it pushes nothing either.
+    sqlx::query("UPDATE channel_items SET pushed_version = desired_version")
+        .execute(s.store.pool())
+        .await
+        .unwrap();
+    let out = s
+        .ingest("ebay", &order("E1", Cancelled, 1, &[("L1", "MUG-RED", 2)]))
+        .await;
+    assert_eq!(out.disposition, Disposition::Stale);
+    assert_eq!(dirty("ebay").await, 0);
+    s.check_invariants().await;
+}
+
 #[tokio::test]
 async fn the_last_unit_goes_to_one_order_and_the_other_is_oversold() {
     let s = shop(&["ebay", "amazon"]).await;

@@ -704,6 +704,16 @@ impl EbayHandle {
         self.place_order_as(DEFAULT_BUYER, lines)
     }
 
+    /// With `true`, checkouts are no longer refused when a listing shows fewer units than
+    /// ordered: the listing's quantity stays at 0 and the order is created all the same. This is
+    /// the marketplace that sold units before the seller's lower quantity reached it (orders
+    /// racing a push, a listing cached by the buyer's app); the seller must find the oversell
+    /// when it ingests the orders. Off by default; the same knob exists on the Shopify and
+    /// WooCommerce fakes.
+    pub fn set_allow_oversell(&self, allow: bool) {
+        self.inner.lock().allow_oversell = allow;
+    }
+
     /// Like [`EbayHandle::place_order`] with a given buyer username.
     pub fn place_order_as(&self, buyer: &str, lines: &[OrderLine]) -> Result<String, ControlError> {
         let now = self.inner.shared.clock.now();

@@ -453,6 +453,8 @@ pub(crate) struct EbayState {
     next_listing: u64,
     next_order: u64,
     next_line: u64,
+    /// Buyers may buy more than the listing shows (see [`super::EbayHandle::set_allow_oversell`]).
+    pub allow_oversell: bool,
 }
 
 /// First offerId handed out (eBay offerIds are numeric strings).
@@ -1201,7 +1203,7 @@ impl EbayState {
                 .published_offer(sku)
                 .ok_or_else(|| ControlError::NotListed((*sku).to_owned()))?;
             let available = self.offer_visible(offer);
-            if available < *quantity {
+            if available < *quantity && !self.allow_oversell {
                 return Err(ControlError::InsufficientQuantity {
                     sku: (*sku).to_owned(),
                     available,

@@ -631,7 +631,7 @@ impl ShopifyHandle {
                 return Err(ControlError::NotListed((*sku).to_owned()));
             }
             let available = st.available(sku, loc).unwrap_or(0);
-            if available < i64::from(*q) {
+            if available < i64::from(*q) && !st.allow_oversell {
                 return Err(ControlError::InsufficientQuantity {
                     sku: (*sku).to_owned(),
                     available: u32::try_from(available.max(0)).unwrap_or(0),
@@ -684,6 +684,15 @@ impl ShopifyHandle {
         drop(st);
         self.send_webhook("orders/create", &body);
         Ok(gid("Order", id))
+    }
+
+    /// With `true`, checkouts are no longer refused when fewer units are available than ordered:
+    /// the order is created and `available` goes below 0, as with Shopify's "continue selling
+    /// when out of stock" (the shown quantity stays 0). This is the marketplace that sold units
+    /// before the seller's lower quantity reached it; the seller must find the oversell when it
+    /// ingests the orders. Off by default; the same knob exists on the eBay and WooCommerce fakes.
+    pub fn set_allow_oversell(&self, allow: bool) {
+        lock(&self.inner.state).allow_oversell = allow;
     }
 
     fn order_id(id: &str) -> Option<u64> {

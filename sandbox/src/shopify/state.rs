@@ -153,6 +153,9 @@ pub(crate) struct ShopState {
     pub currency: String,
     pub shop_name: String,
     pub domain: String,
+    /// Buyers may buy more than is available (see
+    /// [`super::ShopifyHandle::set_allow_oversell`]).
+    pub allow_oversell: bool,
 }
 
 impl ShopState {
@@ -172,6 +175,7 @@ impl ShopState {
             currency: currency.to_owned(),
             shop_name: "omnistock sandbox".to_owned(),
             domain: domain.to_owned(),
+            allow_oversell: false,
         }
     }
 

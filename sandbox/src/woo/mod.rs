@@ -621,6 +621,15 @@ impl WooHandle {
         Ok(id.to_string())
     }
 
+    /// With `true`, checkouts are no longer refused when a product shows fewer units than
+    /// ordered: the order is created and `stock_quantity` goes below 0, as a shop that allows
+    /// backorders does (the shown quantity stays 0). This is the marketplace that sold units before
+    /// the seller's lower quantity reached it; the seller must find the oversell when it ingests
+    /// the orders. Off by default; the same knob exists on the eBay and Shopify fakes.
+    pub fn set_allow_oversell(&self, allow: bool) {
+        self.inner.lock().allow_oversell = allow;
+    }
+
     /// The shop cancels the order: stock restored, `order.updated` webhook.
     pub fn cancel_order(&self, id: &str) -> Result<(), ControlError> {
         self.set_order_status(id, "cancelled")

@@ -109,6 +109,9 @@ pub(crate) struct WooState {
     pub orders: BTreeMap<u64, Order>,
     pub currency: String,
     pub base_url: String,
+    /// Customers may buy more than the product shows (see
+    /// [`super::WooHandle::set_allow_oversell`]).
+    pub allow_oversell: bool,
 }
 
 /// A `reject_skus` fault's verdict on a SKU: HTTP status, numeric error id, message.
@@ -646,6 +649,7 @@ impl WooState {
             orders: BTreeMap::new(),
             currency,
             base_url,
+            allow_oversell: false,
         }
     }
 
@@ -939,6 +943,7 @@ impl WooState {
             *total = total.saturating_add(l.quantity);
             if let Some(available) = p.visible_quantity()
                 && available < *total
+                && !self.allow_oversell
             {
                 return Err(ControlError::InsufficientQuantity {
                     sku: l.sku.clone(),
