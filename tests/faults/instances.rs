@@ -420,3 +420,122 @@ async fn a_schedule_fires_once_per_tick_across_instances() {
     );
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_orders_for_the_last_unit_through_two_instances_reserve_it_once() {
+    const TEST: &str = "instances_last_unit";
+    const ORDERS: usize = 100;
+    let h = Harness::new(Setup {
+        channels: vec!["ebay_us", "shopify_shop", "woo_shop"],
+        skus: 1,
+        quantity: 1,
+        latency: Duration::from_millis(20),
+        ..Setup::default()
+    })
+    .await;
+    if !h.db.is_postgres() {
+        sqlite_refuses_a_second_instance(&h, TEST).await;
+        h.finish().await;
+        return;
+    }
+    let a = Instance::spawn(&h, "a");
+    let b = Instance::spawn(&h, "b");
+    h.eventually(
+        "the channels spread over both instances",
+        Duration::from_secs(30),
+        || async {
+            let o = owners(&h.store).await;
+            o.len() == 3 && count_for(&o, a.pid()) >= 1 && count_for(&o, b.pid()) >= 1
+        },
+    )
+    .await;
+    h.wait_converged(Duration::from_secs(60), &[]).await;
+    let last = h.skus[0].clone();
+    for acc in &h.accounts {
+        match acc.kind() {
+            crate::helpers::Kind::Ebay => acc.ebay().set_allow_oversell(true),
+            crate::helpers::Kind::Shopify => acc.sandbox.shopify().set_allow_oversell(true),
+            crate::helpers::Kind::Woo => acc.sandbox.woo().set_allow_oversell(true),
+            other => unreachable!("{other:?} is not in this test"),
+        }
+    }
+    // 100 buyers released together, spread over the three marketplaces (so over both instances).
+    let barrier = Arc::new(std::sync::Barrier::new(ORDERS));
+    std::thread::scope(|scope| {
+        for i in 0..ORDERS {
+            let acc = &h.accounts[i % h.accounts.len()];
+            let barrier = Arc::clone(&barrier);
+            let last = last.clone();
+            scope.spawn(move || {
+                barrier.wait();
+                acc.place_order(&last, 1);
+            });
+        }
+    });
+    // Both instances ingest their channels' orders; wait until all are in (bounded), then check.
+    crate::util::wait_for(Duration::from_secs(60), || async {
+        crate::util::orders_recorded(&h).await == ORDERS as i64
+    })
+    .await;
+    let mut v = invariants::check(
+        &h,
+        &Expect {
+            orders: ORDERS,
+            only_lowered: vec![last.clone()],
+            ..Expect::default()
+        },
+    )
+    .await;
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, reserved_qty FROM order_lines WHERE sku = $1")
+            .bind(&last)
+            .fetch_all(h.store.pool())
+            .await
+            .expect("order lines");
+    let open = states
+        .iter()
+        .filter(|(s, r)| s == "open" && *r == 1)
+        .count();
+    let oversold = states
+        .iter()
+        .filter(|(s, r)| s == "oversold" && *r == 0)
+        .count();
+    if states.len() != ORDERS || open != 1 || oversold != ORDERS - 1 {
+        v.push(format!(
+            "{} lines: {open} open holding the unit, {oversold} oversold; expected 1 and {}",
+            states.len(),
+            ORDERS - 1
+        ));
+    }
+    let level = crate::util::level(&h, &last).await;
+    if level != (1, 1) {
+        v.push(format!(
+            "{last}: (on_hand, reserved) {level:?}, expected (1, 1)"
+        ));
+    }
+    for acc in &h.accounts {
+        if acc.shown(&last) != Some(0) {
+            v.push(format!(
+                "{} shows {:?}, expected 0",
+                acc.id,
+                acc.shown(&last)
+            ));
+        }
+    }
+    let o = owners(&h.store).await;
+    invariants::assert_none(
+        TEST,
+        &v,
+        Figures {
+            orders: ORDERS as u64,
+            faults: ORDERS as u64 - 1,
+            ..Figures::default()
+        }
+        .with("instances", 2)
+        .with("channels_a", count_for(&o, a.pid()))
+        .with("channels_b", count_for(&o, b.pid()))
+        .with("oversold_lines", oversold),
+    );
+    drop((a, b));
+    h.finish().await;
+}
