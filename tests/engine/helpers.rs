@@ -390,7 +390,11 @@ pub fn sku(i: usize) -> String {
 impl Harness {
     /// Starts the sandboxes, writes the config, imports the catalog. The daemon is not started.
     pub async fn new(setup: Setup) -> Harness {
-        let db = fresh_db().await;
+        Harness::new_on(setup, fresh_db().await).await
+    }
+
+    /// [`Harness::new`] on a given database (a private PostgreSQL cluster, …).
+    pub async fn new_on(setup: Setup, db: TestDb) -> Harness {
         let mut accounts = Vec::new();
         for id in &setup.channels {
             let mut opts = SandboxOptions {

@@ -239,6 +239,11 @@ impl Budget {
     /// Replaces `operation`'s sustained rate with the one the server announced (the burst stays).
     /// A rate equal to the one in force changes nothing, so a header repeated on every answer
     /// does not reset the bucket.
+    ///
+    /// The new bucket starts as empty as the old one was: an announced rate is not a fresh burst.
+    /// (A lower rate typically arrives while the account is busy — its bucket spent — and a full
+    /// new bucket would send a burst into the server's lowered limit: the 429s the header was
+    /// there to prevent.)
     pub fn adjust(&self, operation: &str, rate_per_sec: f64) {
         if !rate_per_sec.is_finite() || rate_per_sec <= 0.0 {
             return;
@@ -249,9 +254,26 @@ impl Budget {
             return;
         }
         tracing::info!(account = %self.account, operation, from = b.rate_per_sec, to = rate_per_sec, "Rate budget adjusted to the server's limit.");
-        b.limiter = limiter(self.clock, rate_per_sec, b.burst);
+        // Tokens missing from the old bucket now (its GCRA debt in old periods, from the shadow).
+        let now = Instant::now();
+        let debt = b
+            .full_at
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+        let old_period = period_of(b.rate_per_sec);
+        let missing = (debt.as_secs_f64() / old_period.as_secs_f64()).ceil();
+        let missing = if missing.is_finite() && missing > 0.0 {
+            (missing as u32).min(b.burst.max(1))
+        } else {
+            0
+        };
+        let fresh = limiter(self.clock, rate_per_sec, b.burst);
+        if let Some(n) = NonZeroU32::new(missing) {
+            // Cannot fail: n ≤ burst on a full bucket.
+            let _ = fresh.check_n(n);
+        }
+        b.limiter = fresh;
         b.rate_per_sec = rate_per_sec;
-        b.full_at = None;
+        b.full_at = (missing > 0).then(|| now + period_of(rate_per_sec).saturating_mul(missing));
         op.counters.adjustments.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -414,12 +436,52 @@ mod tests {
         b.adjust("op", 2.0);
         b.adjust("op", f64::NAN);
         let start = Instant::now();
-        b.acquire("op").await;
+        // The bucket was spent: the next token comes at the new rate, then every 500 ms.
         b.acquire("op").await;
         assert_eq!(start.elapsed(), Duration::from_millis(500));
+        b.acquire("op").await;
+        assert_eq!(start.elapsed(), Duration::from_millis(1000));
         let s = snap(&b, "op");
         assert_eq!(s.rate_per_sec, 2.0);
         assert_eq!(s.adjustments, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_announced_rate_keeps_the_bucket_as_full_as_it_was() {
+        // Busy when the lower rate arrives: no new burst.
+        let b = Budget::new("test", 5.0, 10);
+        for _ in 0..10 {
+            b.acquire("op").await;
+        }
+        b.adjust("op", 1.0);
+        let start = Instant::now();
+        for _ in 0..3 {
+            b.acquire("op").await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(3), "paced at once");
+        // Rested when it arrives: the burst is still there.
+        let rested = Budget::new("test", 5.0, 10);
+        rested.acquire("op").await;
+        tokio::time::advance(Duration::from_secs(5)).await;
+        rested.adjust("op", 1.0);
+        let start = Instant::now();
+        for _ in 0..10 {
+            rested.acquire("op").await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "a full bucket stays full");
+        // Half spent: half a burst.
+        let half = Budget::new("test", 10.0, 10);
+        for _ in 0..5 {
+            half.acquire("op").await;
+        }
+        half.adjust("op", 1.0);
+        let start = Instant::now();
+        for _ in 0..5 {
+            half.acquire("op").await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        half.acquire("op").await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]

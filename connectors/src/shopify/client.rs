@@ -14,7 +14,8 @@
 //! is larger — and takes it, so concurrent callers do not all spend the same points.
 //!
 //! A `THROTTLED` answer (by `errors[].extensions.code`, whatever the HTTP status: 200 or 429)
-//! sets the model from its `throttleStatus` and waits `(requested − available) / restoreRate`
+//! sets the model from its `throttleStatus` and waits `(requested − available) / restoreRate` —
+//! never less than a `Retry-After` it carries, which also pauses every other call of the account —
 //! before sending the same request again, up to [`MAX_THROTTLED_RETRIES`] times and only while the
 //! wait is at most [`MAX_INLINE_WAIT`]; beyond that the call fails as
 //! [`ConnectorError::RateLimited`] with that wait.
@@ -380,6 +381,11 @@ impl ShopifyClient {
             {
                 self.counters.throttled.fetch_add(1, Ordering::Relaxed);
                 let wait = self.throttle_wait(doc, parsed.as_ref(), &resp);
+                if resp.retry_after.is_some() {
+                    // The server named a time: nobody on this account sends before it, not only
+                    // this call (the poller and the other batches share the budget).
+                    self.budget.pause(OP_GRAPHQL, wait);
+                }
                 if throttled < MAX_THROTTLED_RETRIES && wait <= MAX_INLINE_WAIT {
                     throttled += 1;
                     tracing::debug!(
@@ -419,26 +425,37 @@ impl ShopifyClient {
         }
     }
 
-    /// `(requested − available) / restoreRate` from a THROTTLED answer (at least 100 ms), or
-    /// `Retry-After`, or one second.
+    /// How long a throttled call waits: `(requested − available) / restoreRate` from the answer's
+    /// throttleStatus (at least 100 ms), and never less than its `Retry-After`; one second when
+    /// the answer says neither.
+    ///
+    /// A 429 may carry both (a throttleStatus showing points to spare and `Retry-After: 4` from
+    /// the edge): the bucket alone would resend at once, into the same refusal.
     fn throttle_wait(&self, doc: &Doc, body: Option<&Value>, resp: &HttpResponse) -> Duration {
         let cost = body
             .and_then(|b| b.pointer("/extensions/cost"))
             .and_then(|c| serde_json::from_value::<Cost>(c.clone()).ok());
-        if let Some(Cost {
-            requested_query_cost,
-            throttle_status: Some(s),
-        }) = cost
-        {
-            let requested = requested_query_cost
-                .filter(|r| r.is_finite() && *r > 0.0)
-                .unwrap_or(self.estimate(doc) as f64)
-                .min(s.maximum_available.max(1.0));
-            let restore = s.restore_rate.clamp(MIN_RESTORE, 1e9);
-            let missing = (requested - s.currently_available).max(0.0);
-            return secs(missing / restore).max(Duration::from_millis(100));
+        let from_bucket = match cost {
+            Some(Cost {
+                requested_query_cost,
+                throttle_status: Some(s),
+            }) => {
+                let requested = requested_query_cost
+                    .filter(|r| r.is_finite() && *r > 0.0)
+                    .unwrap_or(self.estimate(doc) as f64)
+                    .min(s.maximum_available.max(1.0));
+                let restore = s.restore_rate.clamp(MIN_RESTORE, 1e9);
+                let missing = (requested - s.currently_available).max(0.0);
+                Some(secs(missing / restore).max(Duration::from_millis(100)))
+            }
+            _ => None,
+        };
+        match (from_bucket, resp.retry_after) {
+            (Some(b), Some(r)) => b.max(r),
+            (Some(b), None) => b,
+            (None, Some(r)) => r,
+            (None, None) => Duration::from_secs(1),
         }
-        resp.retry_after.unwrap_or(Duration::from_secs(1))
     }
 
     fn message(&self, resp: &HttpResponse) -> String {

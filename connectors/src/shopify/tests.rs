@@ -397,6 +397,43 @@ async fn a_long_throttle_is_reported_as_rate_limited() {
 }
 
 #[tokio::test]
+async fn a_429_with_retry_after_holds_every_call_that_long_whatever_the_bucket_says() {
+    // The bucket has points to spare; the edge still says 429, Retry-After: 2.
+    let h = start_with(seeded(&[("A", 5)]), false).await;
+    h.conn.push_stock(&[stock("A", 1)]).await.unwrap();
+    h.sandbox.faults().add(
+        FaultRule::new(
+            "shopify",
+            "*",
+            FaultKind::TooManyRequests {
+                retry_after_secs: Some(2),
+            },
+        )
+        .times(1),
+    );
+    let update = [stock("A", 2)];
+    let started = std::time::Instant::now();
+    let (out, orders) = tokio::join!(h.conn.push_stock(&update), async {
+        // Another caller of the same account, after the 429 came back.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let at = std::time::Instant::now();
+        h.conn.fetch_orders(0, None).await.map(|_| at.elapsed())
+    });
+    assert!(applied(&out.unwrap()[0]));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "resent after {:?}",
+        started.elapsed()
+    );
+    let waited = orders.unwrap();
+    assert!(
+        waited >= Duration::from_millis(1_500),
+        "the other caller waited only {waited:?}"
+    );
+    assert_eq!(h.shop().count_429(), 1);
+}
+
+#[tokio::test]
 async fn the_cost_model_prevents_throttling_in_a_burst() {
     let opts = ShopifyOptions {
         bucket_size: 400.0,
