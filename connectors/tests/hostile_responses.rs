@@ -546,11 +546,14 @@ impl Req {
     }
 }
 
+/// Response headers: names and raw values.
+type Headers = Vec<(String, Vec<u8>)>;
+
 /// An answer as the fake gave it.
 #[derive(Debug, Clone)]
 struct Upstream {
     status: u16,
-    headers: Vec<(String, Vec<u8>)>,
+    headers: Headers,
     body: Vec<u8>,
 }
 
@@ -865,7 +868,7 @@ fn echo_text(req: &Req) -> String {
 }
 
 /// The hostile version of `up`.
-fn hostile_reply(h: &Hostile, up: &Upstream, req: &Req) -> (u16, Vec<(String, Vec<u8>)>, Vec<u8>) {
+fn hostile_reply(h: &Hostile, up: &Upstream, req: &Req) -> (u16, Headers, Vec<u8>) {
     let status = h.status.unwrap_or(up.status);
     let mut headers: Vec<(String, Vec<u8>)> = up
         .headers
@@ -1879,7 +1882,7 @@ fn random_hostile_answers_never_panic_hang_or_leak() {
                     .run(&steps(), |steps| {
                         n.set(n.get() + 1);
                         // Every third case starts from a fresh connector (a token fetch first).
-                        if n.get() % 3 == 0 {
+                        if n.get().is_multiple_of(3) {
                             *conn.borrow_mut() = build(kind, &sb, &proxy.base);
                         }
                         proxy.set(Mode::Steps { steps, next: 0 });
@@ -2228,6 +2231,19 @@ fn named_cases() -> Vec<Named> {
         ),
     ];
     cases.push(Named {
+        name: "a Shopify cost bucket that is empty and barely refills",
+        filter: every_request,
+        special: literal(
+            200,
+            "{\"data\":{},\"extensions\":{\"cost\":{\"requestedQueryCost\":1000000,\
+             \"actualQueryCost\":1,\"throttleStatus\":{\"maximumAvailable\":1000000000,\
+             \"currentlyAvailable\":0,\"restoreRate\":0.1}}}}",
+        ),
+        ops: BASIC_OPS,
+        kinds: &[Kind::Shopify, Kind::ShopifyClientCredentials],
+        expect: Expect::Survives,
+    });
+    cases.push(Named {
         name: "gzip bomb as the processing report",
         filter: report_download,
         special: Special::GzipBomb,
@@ -2362,7 +2378,12 @@ fn named_nasty_answers_are_refused_cleanly() {
                 let mut total = Tally::default();
                 let mut n = 0;
                 let mut failures = Vec::new();
-                for case in named_cases().iter().filter(|c| c.kinds.contains(&kind)) {
+                // HOSTILE_NAMED=<text> runs only the cases whose name contains it.
+                let only = std::env::var("HOSTILE_NAMED").unwrap_or_default();
+                for case in named_cases()
+                    .iter()
+                    .filter(|c| c.kinds.contains(&kind) && c.name.contains(only.as_str()))
+                {
                     n += 1;
                     match handle.block_on(run_named(kind, &sb, &proxy, case)) {
                         Ok(t) => {
