@@ -120,10 +120,16 @@ pub struct Daemon {
     _lock: Option<InstanceLock>,
 }
 
+/// The config at `path` and the SHA-256 of its text, read once and at most
+/// [`MAX_CONFIG_BYTES`](crate::config::MAX_CONFIG_BYTES) of it (`--config /dev/zero` is refused,
+/// not read into memory).
 fn read_config(path: &Path) -> Result<(Config, String), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let sha = hex::encode(Sha256::digest(&bytes));
-    let config = crate::config::load(path).map_err(|e| e.to_string())?;
+    let text = crate::config::read_text(path).map_err(|e| e.to_string())?;
+    let sha = hex::encode(Sha256::digest(text.as_bytes()));
+    let config = crate::config::parse(&text, &path.display().to_string(), &|name| {
+        std::env::var(name).ok()
+    })
+    .map_err(|e| e.to_string())?;
     Ok((config, sha))
 }
 
@@ -399,6 +405,16 @@ async fn prune_events(store: Store, cancel: CancellationToken) {
     }
 }
 
+/// At most `limit` bytes of the file at `path` (enough to see that it changed; a file grown past
+/// the config limit changes too, and the reload says why it is refused).
+async fn read_prefix(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt as _;
+    let file = tokio::fs::File::open(path).await?;
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes).await?;
+    Ok(bytes)
+}
+
 /// Polls the file's content and reloads when it changes.
 async fn watch_config(shared: Arc<Shared>, cancel: CancellationToken) {
     let mut last_seen = shared.current().file_sha256.clone();
@@ -408,7 +424,8 @@ async fn watch_config(shared: Arc<Shared>, cancel: CancellationToken) {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        let Ok(bytes) = tokio::fs::read(&shared.config_path).await else {
+        let Ok(bytes) = read_prefix(&shared.config_path, crate::config::MAX_CONFIG_BYTES + 1).await
+        else {
             continue;
         };
         let sha = hex::encode(Sha256::digest(&bytes));
@@ -418,5 +435,21 @@ async fn watch_config(shared: Arc<Shared>, cancel: CancellationToken) {
         last_seen = sha;
         info!(path = %shared.config_path.display(), "Config file changed; validating it.");
         reload(&shared).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn config_reads_are_bounded() {
+        // An endless file: refused after the limit, not read into memory.
+        let started = std::time::Instant::now();
+        let err = read_config(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.contains("at most"), "{err}");
+        let prefix = read_prefix(Path::new("/dev/zero"), 4096).await.unwrap();
+        assert_eq!(prefix.len(), 4096);
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }

@@ -40,7 +40,7 @@ impl ErrorClass {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectorError {
     /// HTTP 429 or the marketplace's own throttling signal.
-    #[error("rate limited by the marketplace{}: {message}", fmt_wait(*.retry_after))]
+    #[error("rate limited by the marketplace{}: {}", fmt_wait(*.retry_after), bounded(message))]
     RateLimited {
         /// How long the marketplace asked us to wait, when it said.
         retry_after: Option<Duration>,
@@ -48,7 +48,7 @@ pub enum ConnectorError {
         message: String,
     },
     /// A failure worth retrying (5xx, connection error before the request was sent, bad body).
-    #[error("temporary failure{}: {message}", fmt_status(*.status))]
+    #[error("temporary failure{}: {}", fmt_status(*.status), bounded(message))]
     Transient {
         /// HTTP status, when there was a response.
         status: Option<u16>,
@@ -56,13 +56,16 @@ pub enum ConnectorError {
         message: String,
     },
     /// The request was sent and no answer came back in time.
-    #[error("no answer in time (the request may have been applied): {message}")]
+    #[error(
+        "no answer in time (the request may have been applied): {}",
+        bounded(message)
+    )]
     Timeout {
         /// What timed out.
         message: String,
     },
     /// Credentials refused.
-    #[error("authentication failed{}: {message}", fmt_status(*.status))]
+    #[error("authentication failed{}: {}", fmt_status(*.status), bounded(message))]
     Auth {
         /// HTTP status, when there was a response.
         status: Option<u16>,
@@ -70,7 +73,7 @@ pub enum ConnectorError {
         message: String,
     },
     /// A request the marketplace will keep refusing.
-    #[error("request refused{}: {message}", fmt_status(*.status))]
+    #[error("request refused{}: {}", fmt_status(*.status), bounded(message))]
     Permanent {
         /// HTTP status.
         status: Option<u16>,
@@ -80,13 +83,26 @@ pub enum ConnectorError {
         message: String,
     },
     /// A response we could not understand (not JSON, wrong shape, too large).
-    #[error("malformed response{}: {message}", fmt_status(*.status))]
+    #[error("malformed response{}: {}", fmt_status(*.status), bounded(message))]
     Malformed {
         /// HTTP status.
         status: Option<u16>,
         /// What was wrong.
         message: String,
     },
+}
+
+/// Most characters of a message an error prints. Connectors cut what a marketplace says to
+/// [`MAX_MESSAGE_CHARS`](crate::common::http::MAX_MESSAGE_CHARS) where they read it; this bounds
+/// whatever else got in (a parser's message quoting a 3 MB string), so no error can flood a log
+/// line, `status` or the database.
+pub const MAX_ERROR_CHARS: usize = 1000;
+
+fn bounded(message: &str) -> std::borrow::Cow<'_, str> {
+    match message.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((cut, _)) => format!("{}…", &message[..cut]).into(),
+        None => message.into(),
+    }
 }
 
 fn fmt_wait(d: Option<Duration>) -> String {
@@ -126,5 +142,46 @@ impl ConnectorError {
             ConnectorError::RateLimited { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_messages_are_bounded() {
+        let huge = "é".repeat(3 << 20);
+        let errors = [
+            ConnectorError::Malformed {
+                status: Some(200),
+                message: format!("unexpected response body: invalid type: string \"{huge}\""),
+            },
+            ConnectorError::Permanent {
+                status: Some(400),
+                code: None,
+                message: huge.clone(),
+            },
+            ConnectorError::Timeout {
+                message: huge.clone(),
+            },
+        ];
+        for e in errors {
+            let text = e.to_string();
+            assert!(
+                text.chars().count() <= MAX_ERROR_CHARS + 80,
+                "{}",
+                text.len()
+            );
+            assert!(text.ends_with('…'));
+        }
+        let short = ConnectorError::Auth {
+            status: Some(401),
+            message: "token expired".into(),
+        };
+        assert_eq!(
+            short.to_string(),
+            "authentication failed (HTTP 401): token expired"
+        );
     }
 }

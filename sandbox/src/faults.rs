@@ -65,6 +65,14 @@ pub enum FaultKind {
     },
     /// Apply the request, then send its JSON body cut in half (or a bare fragment when empty).
     MalformedBody,
+    /// Answer with this status, without processing, and a body that echoes the request — method,
+    /// path and query, every header (`Authorization` included) and the body — in every field a
+    /// client reads an error message from: a debugging proxy or a hostile endpoint, to check that
+    /// no credential the client sent comes back out of it into a log or an error.
+    Echo {
+        /// HTTP status, e.g. 401 or 500.
+        status: u16,
+    },
     /// In calls that carry SKUs, reject these SKUs (bulk calls: per item; single calls: the whole
     /// call) with the marketplace's error shape, this errorId and message.
     RejectSkus {

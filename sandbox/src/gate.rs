@@ -88,6 +88,13 @@ pub(crate) async fn gate(State(ctx): State<GateCtx>, mut req: Request, next: Nex
     let Some(action) = plan.action else {
         return next.run(req).await;
     };
+    if let FaultKind::Echo { status } = action {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, crate::MAX_BODY_BYTES)
+            .await
+            .unwrap_or_default();
+        return echo(status, &parts.method, &parts.uri, &parts.headers, &bytes);
+    }
     tracing::debug!(marketplace = market.name, operation = op.name, fault = ?action, "Injecting fault.");
     match action {
         FaultKind::ServerError { status, body } => {
@@ -120,8 +127,54 @@ pub(crate) async fn gate(State(ctx): State<GateCtx>, mut req: Request, next: Nex
             std::future::pending().await
         }
         FaultKind::MalformedBody => malformed(next.run(req).await).await,
-        FaultKind::Latency { .. } | FaultKind::RejectSkus { .. } => next.run(req).await,
+        FaultKind::Latency { .. } | FaultKind::RejectSkus { .. } | FaultKind::Echo { .. } => {
+            next.run(req).await
+        }
     }
+}
+
+/// The answer of [`FaultKind::Echo`]: the request, as text, in every error field clients read
+/// (eBay/Amazon/GraphQL `errors[].message`, eBay `longMessage`, Meta `error.message`, OAuth
+/// `error_description`, WooCommerce `message`).
+pub(crate) fn echo(
+    status: u16,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Response {
+    // Credentials first, so that a client cutting long messages still shows them (or not).
+    let mut lines: Vec<(bool, String)> = headers
+        .iter()
+        .map(|(name, value)| {
+            let n = name.as_str();
+            let credential = ["auth", "token", "key", "secret"]
+                .iter()
+                .any(|w| n.contains(w));
+            (
+                !credential,
+                format!("{n}: {}", String::from_utf8_lossy(value.as_bytes())),
+            )
+        })
+        .collect();
+    lines.sort_by_key(|(rest, _)| *rest);
+    let mut text = String::new();
+    for (_, line) in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text.push_str(&format!("{method} {uri}\n"));
+    text.push_str(&String::from_utf8_lossy(body));
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::json!({
+        "errors": [{"errorId": 25001, "code": "ECHO", "message": text, "longMessage": text,
+                    "details": text, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}],
+        "error": {"message": text, "type": "OAuthException", "code": 1},
+        "error_description": text,
+        "code": "echo",
+        "message": text,
+    });
+    json_response(status, body.to_string())
 }
 
 /// The real response with its JSON body cut in half (a 204 becomes a 200 carrying a fragment).

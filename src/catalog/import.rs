@@ -191,8 +191,31 @@ pub async fn import_file(
             1,
         ));
     }
-    let bytes = std::fs::read(path).map_err(io)?;
+    // The size above is what the file said; a file that grows meanwhile, a pipe or a device
+    // (`/dev/zero`) says nothing true, so the read itself stops one byte past the limit.
+    let bytes = read_at_most(path, MAX_FILE_BYTES).map_err(io)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ImportError::Invalid(
+            vec![RowError {
+                row: 0,
+                column: None,
+                message: format!("the file is larger than {MAX_FILE_BYTES} bytes"),
+            }],
+            1,
+        ));
+    }
     import_bytes(store, plan, &bytes, opts).await
+}
+
+/// The first `limit + 1` bytes of the file at most (one more than allowed, to tell "exactly at
+/// the limit" from "over it").
+fn read_at_most(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Validates and applies CSV content (see [`import_file`]).
@@ -742,4 +765,20 @@ async fn apply(
         tx.commit().await.map_err(StoreError::from)?;
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_stop_one_byte_past_the_limit() {
+        // A device that never ends and reports no size: the read stops by itself.
+        let bytes = read_at_most(std::path::Path::new("/dev/zero"), 1000).unwrap();
+        assert_eq!(bytes.len(), 1001);
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small.csv");
+        std::fs::write(&small, "sku,title\n").unwrap();
+        assert_eq!(read_at_most(&small, 1000).unwrap(), b"sku,title\n");
+    }
 }

@@ -77,12 +77,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Constant-time equality (no early exit on the first differing byte).
+/// Constant-time equality: compares the SHA-256 digests of both sides byte by byte without an
+/// early exit, so the time taken tells neither where they differ nor how long the secret is.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 async fn require_token(
@@ -627,7 +630,15 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"", b"abc"));
         assert!(constant_time_eq(b"", b""));
+        let token = "admin-token-0123456789abcdef";
+        assert!(constant_time_eq(token.as_bytes(), token.as_bytes()));
+        assert!(!constant_time_eq(
+            token.as_bytes(),
+            token.to_uppercase().as_bytes()
+        ));
     }
 
     #[test]

@@ -285,14 +285,24 @@ fn as_bool(r: &sqlx::any::AnyRow, i: usize) -> Result<bool, StoreError> {
 
 /// Reads every page of the channel's listings. A 429 waits (the connector paused its budget) and
 /// the page is read again; other failures end the snapshot.
+///
+/// A snapshot is all or nothing: a partial one would make every listing it missed look deleted.
+/// So a marketplace that hands back a page token it already gave (the same `next` forever, or a
+/// cycle), or more than [`MAX_SNAPSHOT_PAGES`] pages, fails the snapshot as
+/// [`ConnectorError::Malformed`] instead of looping or diffing half a catalog.
 pub async fn snapshot(
     connector: &dyn Connector,
     mut on_page: impl FnMut(usize),
 ) -> Result<Vec<RemoteItem>, ConnectorError> {
     let mut items = Vec::new();
     let mut page: Option<String> = None;
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut pages = 0usize;
     let mut throttled = 0u32;
+    let malformed = |message: String| ConnectorError::Malformed {
+        status: None,
+        message,
+    };
     loop {
         match connector.snapshot_page(page.clone()).await {
             Ok(p) => {
@@ -301,8 +311,19 @@ pub async fn snapshot(
                 items.extend(p.items);
                 on_page(items.len());
                 match p.next_page {
-                    Some(n) if pages < MAX_SNAPSHOT_PAGES => page = Some(n),
-                    _ => break,
+                    None => break,
+                    Some(_) if pages >= MAX_SNAPSHOT_PAGES => {
+                        return Err(malformed(format!(
+                            "the listing snapshot has more than {MAX_SNAPSHOT_PAGES} pages"
+                        )));
+                    }
+                    Some(n) if !seen.insert(n.clone()) => {
+                        return Err(malformed(format!(
+                            "the marketplace returned a page token it already gave (after {pages} pages); \
+                             the listing snapshot would never end"
+                        )));
+                    }
+                    Some(n) => page = Some(n),
                 }
             }
             Err(e) if e.class() == ErrorClass::RateLimited && throttled < 20 => {
@@ -403,7 +424,86 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use omnistock_connectors::{Currency, Money, Sku};
+    use omnistock_connectors::{
+        Capabilities, Currency, Health, ItemOutcome, ListingUpdate, Money, OrdersPage, Sku,
+        SnapshotPage, StockUpdate,
+    };
+
+    /// A marketplace whose listing pages lead to the page tokens `next[i]`, forever.
+    struct Paging {
+        next: Vec<Option<&'static str>>,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Connector for Paging {
+        fn kind(&self) -> &'static str {
+            "paging"
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                max_stock_batch: 1,
+                max_listing_batch: 1,
+                stock_carries_price: false,
+                has_orders: false,
+                max_bulk_batch: 0,
+            }
+        }
+        async fn push_stock(&self, _: &[StockUpdate]) -> Result<Vec<ItemOutcome>, ConnectorError> {
+            Ok(Vec::new())
+        }
+        async fn push_listings(
+            &self,
+            _: &[ListingUpdate],
+        ) -> Result<Vec<ItemOutcome>, ConnectorError> {
+            Ok(Vec::new())
+        }
+        async fn delist(&self, _: &[Sku]) -> Result<Vec<ItemOutcome>, ConnectorError> {
+            Ok(Vec::new())
+        }
+        async fn fetch_orders(
+            &self,
+            _: i64,
+            _: Option<String>,
+        ) -> Result<OrdersPage, ConnectorError> {
+            Ok(OrdersPage::default())
+        }
+        async fn snapshot_page(&self, _: Option<String>) -> Result<SnapshotPage, ConnectorError> {
+            let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(SnapshotPage {
+                items: vec![remote(&format!("SKU-{n}"), 1, None)],
+                next_page: self.next[n.min(self.next.len() - 1)].map(str::to_owned),
+            })
+        }
+        async fn healthcheck(&self) -> Result<Health, ConnectorError> {
+            Err(ConnectorError::Timeout {
+                message: "unused".into(),
+            })
+        }
+    }
+
+    fn paging(next: Vec<Option<&'static str>>) -> Paging {
+        Paging {
+            next,
+            calls: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_page_token_given_twice_fails_the_snapshot_instead_of_looping() {
+        let ok = paging(vec![Some("a"), Some("b"), None]);
+        assert_eq!(snapshot(&ok, |_| {}).await.unwrap().len(), 3);
+        for next in [vec![Some("same")], vec![Some("a"), Some("b"), Some("a")]] {
+            let looping = paging(next.clone());
+            let err = snapshot(&looping, |_| {}).await.unwrap_err();
+            assert!(
+                matches!(err, ConnectorError::Malformed { .. })
+                    && err.to_string().contains("already gave"),
+                "{next:?}: {err}"
+            );
+            assert!(looping.calls.load(std::sync::atomic::Ordering::SeqCst) <= 4);
+        }
+    }
 
     fn row(sku: &str, qty: i64, dirty: bool) -> DesiredRow {
         DesiredRow {

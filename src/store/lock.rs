@@ -36,10 +36,12 @@ impl InstanceLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
+                // The holder wrote its pid; read no more than a pid can be (the file is ours, but
+                // anything can write to it and its content goes into the message).
                 let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
+                let _ = (&mut file).take(32).read_to_string(&mut holder);
                 let holder = holder.trim();
-                let who = if holder.is_empty() {
+                let who = if holder.is_empty() || !holder.bytes().all(|b| b.is_ascii_digit()) {
                     "another process".to_owned()
                 } else {
                     format!("pid {holder}")
@@ -88,6 +90,14 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("already running"), "{err}");
+        // Whatever else the file holds stays out of the message.
+        let lock_file = dir.path().join("x.db.lock");
+        std::fs::write(&lock_file, "9".repeat(1 << 20)).unwrap();
+        let err = InstanceLock::acquire(&db).unwrap_err().to_string();
+        assert!(err.len() < 400, "{err}");
+        std::fs::write(&lock_file, "<script>".repeat(1 << 17)).unwrap();
+        let err = InstanceLock::acquire(&db).unwrap_err().to_string();
+        assert!(err.contains("(another process)"), "{err}");
         drop(first);
         InstanceLock::acquire(&db).expect("released on drop");
     }

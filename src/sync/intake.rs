@@ -112,6 +112,7 @@ pub async fn poll_orders(
         ..PollReport::default()
     };
     let mut page: Option<String> = None;
+    let mut tokens: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut hold: Option<i64> = None;
     loop {
@@ -150,6 +151,16 @@ pub async fn poll_orders(
             report.cursor = report.cursor.max(o.remote_updated_at_ms);
         }
         match p.next_page {
+            // A token already given (the same `next` forever, or a cycle): what was read is
+            // ingested; reading on would only bring the same pages back.
+            Some(next) if !tokens.insert(next.clone()) => {
+                warn!(
+                    channel,
+                    pages = report.pages,
+                    "The marketplace returned an order page token it already gave; ending this poll."
+                );
+                break;
+            }
             Some(next) if report.pages < MAX_PAGES_PER_POLL => page = Some(next),
             Some(_) => {
                 warn!(
@@ -219,4 +230,84 @@ async fn newer_than_stored(
         })
         .map(|o| o.external_id.clone())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use omnistock_connectors::{
+        Capabilities, Health, ItemOutcome, ListingUpdate, OrdersPage, Sku, SnapshotPage,
+        StockUpdate,
+    };
+
+    use super::*;
+
+    /// A marketplace whose order pages always point to the same next page.
+    struct SameNextPage {
+        calls: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Connector for SameNextPage {
+        fn kind(&self) -> &'static str {
+            "paging"
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                max_stock_batch: 1,
+                max_listing_batch: 1,
+                stock_carries_price: false,
+                has_orders: true,
+                max_bulk_batch: 0,
+            }
+        }
+        async fn push_stock(&self, _: &[StockUpdate]) -> Result<Vec<ItemOutcome>, ConnectorError> {
+            Ok(Vec::new())
+        }
+        async fn push_listings(
+            &self,
+            _: &[ListingUpdate],
+        ) -> Result<Vec<ItemOutcome>, ConnectorError> {
+            Ok(Vec::new())
+        }
+        async fn delist(&self, _: &[Sku]) -> Result<Vec<ItemOutcome>, ConnectorError> {
+            Ok(Vec::new())
+        }
+        async fn fetch_orders(
+            &self,
+            _: i64,
+            _: Option<String>,
+        ) -> Result<OrdersPage, ConnectorError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(OrdersPage {
+                orders: Vec::new(),
+                next_page: Some("LOOP".into()),
+            })
+        }
+        async fn snapshot_page(&self, _: Option<String>) -> Result<SnapshotPage, ConnectorError> {
+            Ok(SnapshotPage::default())
+        }
+        async fn healthcheck(&self) -> Result<Health, ConnectorError> {
+            Err(ConnectorError::Timeout {
+                message: "unused".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_page_token_given_twice_ends_the_poll() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("intake.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let conn = SameNextPage {
+            calls: AtomicUsize::new(0),
+        };
+        let report = poll_orders(&store, &SyncPlan::default(), "loop", &conn, DEFAULT_OVERLAP)
+            .await
+            .unwrap();
+        assert_eq!(report.pages, 2, "{report:?}");
+        assert_eq!(conn.calls.load(Ordering::SeqCst), 2);
+        store.close().await;
+    }
 }

@@ -384,9 +384,129 @@ async fn the_admin_token_guards_everything_but_health() {
     assert_eq!(http(&d.addr, "/metrics", Some(token)).await.0, 200);
 }
 
+/// One request with any method, path and header lines; (status, body).
+async fn raw(addr: &str, method: &str, path: &str, headers: &[String]) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the admin API");
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    s.write_all(
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: 0\r\n\
+             Connection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Every admin route (`/metrics`, `/api/status`; `/healthz` is open, `/webhooks/*` answers to
+/// signatures) refuses a missing token, a wrong one, one that is only a prefix or an extension
+/// of the right one, another scheme, and the right token anywhere but the `Authorization` header
+/// (query string, other headers); other methods are no way around it.
+#[tokio::test]
+async fn every_admin_route_refuses_a_missing_wrong_or_misplaced_token() {
+    let token = "admin-token-0123456789abcdef";
+    let (m, _) = merchant_on_port(&format!("admin_token = \"{token}\"")).await;
+    let d = spawn(&m).await;
+    let refused: Vec<(String, Vec<String>)> = vec![
+        ("no token".into(), vec![]),
+        ("wrong".into(), vec!["Authorization: Bearer wrong".into()]),
+        ("empty".into(), vec!["Authorization: Bearer ".into()]),
+        (
+            "a prefix".into(),
+            vec![format!(
+                "Authorization: Bearer {}",
+                &token[..token.len() - 1]
+            )],
+        ),
+        (
+            "longer".into(),
+            vec![format!("Authorization: Bearer {token}0")],
+        ),
+        (
+            "other case".into(),
+            vec![format!("Authorization: Bearer {}", token.to_uppercase())],
+        ),
+        ("no scheme".into(), vec![format!("Authorization: {token}")]),
+        (
+            "Basic".into(),
+            vec![format!("Authorization: Basic {token}")],
+        ),
+        (
+            "another header".into(),
+            vec![format!("X-Admin-Token: {token}")],
+        ),
+        ("a cookie".into(), vec![format!("Cookie: token={token}")]),
+    ];
+    for path in ["/metrics", "/api/status"] {
+        for (why, headers) in &refused {
+            let (code, body) = raw(&d.addr, "GET", path, headers).await;
+            assert_eq!(code, 401, "{path} with {why}: {body}");
+            assert!(
+                !body.contains(token),
+                "{path} {why}: the answer shows the token"
+            );
+        }
+        for query in ["token", "access_token", "admin_token", "bearer"] {
+            let (code, _) = raw(&d.addr, "GET", &format!("{path}?{query}={token}"), &[]).await;
+            assert_eq!(code, 401, "{path} with the token as ?{query}=");
+        }
+        for method in ["POST", "PUT", "DELETE", "PATCH"] {
+            let (code, _) = raw(&d.addr, method, path, &[]).await;
+            assert!(
+                code == 401 || code == 405,
+                "{method} {path} without a token: {code}"
+            );
+        }
+        let (code, _) = raw(
+            &d.addr,
+            "GET",
+            path,
+            &[format!("Authorization: Bearer {token}")],
+        )
+        .await;
+        assert_eq!(code, 200, "{path} with the token");
+    }
+    assert_eq!(http(&d.addr, "/healthz", None).await.0, 200);
+    assert_eq!(raw(&d.addr, "GET", "/api/other", &[]).await.0, 404);
+    let log = d.log_text();
+    assert!(!log.contains(token), "the token in the log:\n{log}");
+}
+
 #[tokio::test]
 async fn a_public_listen_address_needs_a_token() {
     let m = Merchant::with(|url| config_text(url, "0.0.0.0:8686", "", "buffer = 2")).await;
     let err = m.fails(&["check", "--skip-healthchecks"]);
     assert!(err.contains("admin_token"), "{err}");
+    // Any address other hosts can reach, and the daemon itself, not only `check`.
+    for listen in ["[::]:8686", "192.168.1.10:8686"] {
+        let m = Merchant::with(|url| config_text(url, listen, "", "buffer = 2")).await;
+        let err = m.fails(&["check", "--skip-healthchecks"]);
+        assert!(err.contains("admin_token"), "{listen}: {err}");
+        let err = m.fails(&["run"]);
+        assert!(err.contains("admin_token"), "run on {listen}: {err}");
+    }
+    // A token too short to resist guessing is refused too.
+    let m = Merchant::with(|url| {
+        config_text(url, "0.0.0.0:8686", "admin_token = \"short\"", "buffer = 2")
+    })
+    .await;
+    let err = m.fails(&["check", "--skip-healthchecks"]);
+    assert!(err.contains("at least"), "{err}");
+    assert!(!err.contains("\"short\""), "the token is not echoed: {err}");
 }

@@ -2,10 +2,15 @@
 //! the daemon, it answers with an error and loses nothing — never a panic, never half-applied
 //! state. Property tests throw random and mutated inputs at the config parser and the CSV
 //! importer; SQL injection strings travel through SKUs, titles and CLI arguments as plain data.
+//! [`limits`] checks the size bounds the properties do not reach; [`secrets`] runs the daemon
+//! against echoing marketplaces and searches every output for the credentials.
 //! Database cases run on SQLite and PostgreSQL (`OMNISTOCK_TEST_DB`).
 
 #[path = "../support/mod.rs"]
 mod support;
+
+mod limits;
+mod secrets;
 
 use std::process::Command;
 

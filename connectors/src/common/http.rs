@@ -5,7 +5,9 @@
 //! wire" into a class, and each connector adds what only it can read (its error codes, which
 //! per-item failures are retriable). Nothing here ever puts a request header or body into an
 //! error message, so credentials cannot leak through errors; URLs are stripped from transport
-//! errors too.
+//! errors too; and a server that echoes the request back gets its answer's copies of our
+//! credentials replaced by `***` before anything reads the body
+//! ([`SentCredentials`](super::sensitive::SentCredentials)).
 
 use std::error::Error as _;
 use std::time::{Duration, SystemTime};
@@ -13,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 
 use super::limits::Limits;
+use super::sensitive::SentCredentials;
 use crate::error::ConnectorError;
 
 /// Largest response body read (16 MiB). A getOrders page of 200 orders is well under 2 MiB; a
@@ -96,7 +99,11 @@ impl HttpResponse {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ConnectorError> {
         serde_json::from_slice(&self.body).map_err(|e| ConnectorError::Malformed {
             status: Some(self.status),
-            message: format!("unexpected response body: {e}"),
+            // serde quotes the offending value, which may be megabytes long.
+            message: format!(
+                "unexpected response body: {}",
+                truncate(&e.to_string(), MAX_MESSAGE_CHARS)
+            ),
         })
     }
 
@@ -165,8 +172,11 @@ async fn send_inner(
 ) -> Result<(HttpResponse, Option<String>), ConnectorError> {
     // The last moment to hold a request back (a process that lost its lease while frozen).
     super::gate::check()?;
-    let mut response = request
-        .send()
+    let (client, request) = request.build_split();
+    let request = request.map_err(|e| transport_error(&e, idempotent))?;
+    let sent = SentCredentials::of(&request);
+    let mut response = client
+        .execute(request)
         .await
         .map_err(|e| transport_error(&e, idempotent))?;
     let status = response.status().as_u16();
@@ -199,6 +209,9 @@ async fn send_inner(
         }
         body.extend_from_slice(&chunk);
     }
+    // A server that echoes the request (a debugging proxy, a hostile endpoint) must not hand our
+    // credentials to error messages, outcomes and logs.
+    let body = sent.mask(body);
     Ok((
         HttpResponse {
             status,

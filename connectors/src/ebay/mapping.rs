@@ -42,6 +42,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::common::http::{MAX_MESSAGE_CHARS, truncate};
 use crate::model::{
     ChannelOrder, Currency, ItemOutcome, ListingUpdate, Money, OrderLine, OrderStatus, Sku,
 };
@@ -123,20 +124,27 @@ impl ErrorBody {
     }
 }
 
-/// `errorId: message; …` (long messages preferred: they say what to fix).
+/// `errorId: message; …` (long messages preferred: they say what to fix), at most
+/// [`MAX_MESSAGE_CHARS`] characters: an item outcome ends up in the database and in logs.
 pub(crate) fn describe(errors: &[ErrorDetail]) -> String {
-    errors
+    let joined = errors
         .iter()
+        .take(20)
         .map(|e| {
             let text = e
                 .long_message
                 .as_deref()
                 .filter(|m| !m.trim().is_empty())
                 .unwrap_or(&e.message);
-            format!("{}: {}", e.error_id, text.trim())
+            format!(
+                "{}: {}",
+                e.error_id,
+                truncate(text.trim(), MAX_MESSAGE_CHARS)
+            )
         })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    truncate(&joined, MAX_MESSAGE_CHARS)
 }
 
 // ---- error ids --------------------------------------------------------------------------------
@@ -879,6 +887,24 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn error_descriptions_are_bounded() {
+        let huge = "é".repeat(1 << 20);
+        let body = serde_json::json!({"errors": [
+            {"errorId": 25001, "message": huge, "longMessage": huge},
+            {"errorId": 25002, "message": "short"},
+        ]});
+        let e = ErrorBody::parse(body.to_string().as_bytes());
+        let text = e.message();
+        assert!(
+            text.chars().count() <= MAX_MESSAGE_CHARS + 1,
+            "{}",
+            text.len()
+        );
+        assert!(text.starts_with("25001: éé"), "{}", &text[..20]);
+        assert_eq!(e.code().as_deref(), Some("25001"));
+    }
 
     fn order(v: Value) -> OrderView {
         serde_json::from_value(v).expect("order view")

@@ -52,6 +52,9 @@ const INITIAL_BUCKET: f64 = 2000.0;
 const INITIAL_RESTORE: f64 = 100.0;
 /// Slowest restore rate believed (a hostile `restoreRate: 0` must not park the channel forever).
 const MIN_RESTORE: f64 = 0.1;
+/// Highest cost of a single query Shopify runs (contracts §4.2: larger ones are refused before
+/// execution), and so the most a learned requested cost can be.
+const MAX_QUERY_COST: f64 = 1000.0;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -276,25 +279,39 @@ impl ShopifyClient {
         doc.cost.max(learned)
     }
 
-    /// Waits until the model holds `cost` points, and takes them.
-    async fn reserve(&self, cost: u64) {
+    /// Waits until the model holds `cost` points, and takes them. A refill longer than
+    /// [`MAX_INLINE_WAIT`] (a shop whose bucket is empty and, by what it says, barely refills) is
+    /// not slept through inside the call: the GraphQL budget is paused for it, so every caller
+    /// waits there, and the call fails as [`ConnectorError::RateLimited`] with that wait.
+    async fn reserve(&self, cost: u64) -> Result<(), ConnectorError> {
         let started = Instant::now();
         let mut waited = false;
-        loop {
+        let result = loop {
             let wait = lock(&self.cost).try_take(cost as f64);
             match wait {
-                Ok(()) => break,
+                Ok(()) => break Ok(()),
+                Err(d) if d > MAX_INLINE_WAIT => {
+                    self.budget.pause(OP_GRAPHQL, d);
+                    break Err(ConnectorError::RateLimited {
+                        retry_after: Some(d),
+                        message: format!(
+                            "Shopify's cost bucket needs {} s to refill {cost} points",
+                            d.as_secs()
+                        ),
+                    });
+                }
                 Err(d) => {
                     waited = true;
                     tokio::time::sleep(d.max(Duration::from_millis(1))).await;
                 }
             }
-        }
+        };
         if waited {
             self.counters.cost_waits.fetch_add(1, Ordering::Relaxed);
             let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             self.counters.cost_wait_ms.fetch_add(ms, Ordering::Relaxed);
         }
+        result
     }
 
     /// Points available in the model now (for tests and stats).
@@ -319,8 +336,10 @@ impl ShopifyClient {
         let mut throttled = 0u32;
         let mut transport = 0u32;
         loop {
-            self.reserve(self.estimate(doc)).await;
+            // The budget first: a pause ordered by a long refill (see `reserve`) is waited out
+            // there by every caller, instead of each failing at once again.
             self.budget.acquire(OP_GRAPHQL).await;
+            self.reserve(self.estimate(doc)).await?;
             let token = self.token().await?;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let request = self
@@ -420,7 +439,9 @@ impl ShopifyClient {
             && r.is_finite()
             && r > 0.0
         {
-            let r = r.min(1e6) as u64;
+            // Shopify refuses any query above MAX_QUERY_COST before running it; a larger
+            // "requested" cost is not a cost to wait for.
+            let r = r.min(MAX_QUERY_COST) as u64;
             lock(&self.learned).insert(doc.name, r);
         }
     }
@@ -576,6 +597,52 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    #[tokio::test]
+    async fn a_refill_longer_than_the_inline_wait_pauses_the_budget_instead_of_sleeping() {
+        let config = ShopifyConfig {
+            endpoint: "http://127.0.0.1:9/shopify".into(),
+            api_version: ShopifyConfig::DEFAULT_API_VERSION.into(),
+            auth: ShopifyAuth::AccessToken(crate::common::Secret::new("shpat_x")),
+            location_id: "gid://shopify/Location/1".into(),
+            limits: super::super::ShopifyConnector::DEFAULT_LIMITS,
+        };
+        let client = ShopifyClient::new(&config, Budget::new("shop", 100.0, 10)).unwrap();
+        // A hostile answer: an empty, huge bucket refilling at 0.1 point/s, and a "requested"
+        // cost of a million.
+        lock(&client.cost).update(&ThrottleStatus {
+            maximum_available: 1e9,
+            currently_available: 0.0,
+            restore_rate: 0.1,
+        });
+        let body = json!({"extensions": {"cost": {"requestedQueryCost": 1e6}}});
+        client.learn(&super::super::mapping::SHOP, &body);
+        let cost = client.estimate(&super::super::mapping::SHOP);
+        assert_eq!(
+            cost, MAX_QUERY_COST as u64,
+            "a learned cost is at most a query's maximum"
+        );
+        let started = std::time::Instant::now();
+        let err = client.reserve(cost).await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "no sleeping through it"
+        );
+        let wait = err.retry_after().expect("a wait");
+        assert!(
+            wait > MAX_INLINE_WAIT && wait <= Duration::from_secs(3600),
+            "{wait:?}"
+        );
+        assert!(matches!(err, ConnectorError::RateLimited { .. }), "{err}");
+        assert!(client.budget.paused_for(OP_GRAPHQL).is_some());
+        // A wait within the inline bound is simply waited.
+        lock(&client.cost).update(&ThrottleStatus {
+            maximum_available: 100.0,
+            currently_available: 99.0,
+            restore_rate: 100.0,
+        });
+        client.reserve(100).await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

@@ -1046,7 +1046,8 @@ async fn graphql(
         .get(ACCESS_TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = match axum::body::to_bytes(req.into_body(), crate::MAX_BODY_BYTES).await {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(_) => {
             shared.recorder.request(MARKETPLACE, "graphql", None);
@@ -1127,6 +1128,9 @@ async fn graphql(
             after = Some(false);
         }
         Some(FaultKind::MalformedBody) => malformed = true,
+        Some(FaultKind::Echo { status }) => {
+            return crate::gate::echo(status, &parts.method, &parts.uri, &parts.headers, &bytes);
+        }
         Some(FaultKind::Latency { .. } | FaultKind::RejectSkus { .. }) | None => {}
     }
     let resp = answer(&shop, &version, token.as_deref(), parsed, doc);

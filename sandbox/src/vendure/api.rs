@@ -291,6 +291,9 @@ pub(crate) async fn handle(State(v): State<Arc<Vendure>>, api: Api, req: Request
             parts.headers.remove(header::CONTENT_LENGTH);
             Response::from_parts(parts, Body::from(cut))
         }
+        FaultKind::Echo { status } => {
+            crate::gate::echo(status, &parts.method, &parts.uri, &parts.headers, &bytes)
+        }
         FaultKind::Latency { .. } | FaultKind::RejectSkus { .. } => run().await,
     }
 }
