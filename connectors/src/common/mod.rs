@@ -9,8 +9,8 @@
 
 pub mod backoff;
 pub mod batch;
-pub mod gate;
 pub mod budget;
+pub mod gate;
 pub mod http;
 pub mod limits;
 pub mod sensitive;
