@@ -376,6 +376,11 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
 
 // ---- JSON surgery -----------------------------------------------------------------------------
 
+/// The 3 MiB string of [`JsonMut::Huge`].
+fn huge_string() -> String {
+    "\u{e9}x".repeat(1 << 20)
+}
+
 /// JSON pointers of every node, root first, depth first.
 fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
     out.push(at.clone());
@@ -418,7 +423,7 @@ fn mutate_json(mut v: Value, muts: &[(usize, JsonMut)]) -> Vec<u8> {
             JsonMut::Obj => Some(json!({})),
             JsonMut::Arr => Some(json!([])),
             JsonMut::Str(s) => Some(Value::String(s.clone())),
-            JsonMut::Huge => Some(Value::String("\u{e9}x".repeat(1 << 20))),
+            JsonMut::Huge => Some(Value::String(huge_string())),
             JsonMut::Num(n) => Some(raw((*n).to_owned(), &mut raws)),
             JsonMut::Nest => Some(raw(
                 format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)),
@@ -1058,11 +1063,20 @@ async fn serve(state: Arc<ProxyState>, mut sock: TcpStream) {
     };
     if let Plan::Hostile(h) | Plan::Special(Special::Reply(h)) = &plan {
         let mut injected = lock(&state.injected);
+        for (_, v) in &h.headers {
+            injected.insert((*v).to_owned());
+        }
         match &h.body {
             BodyMut::Json(muts) => {
                 for (_, m) in muts {
-                    if let JsonMut::Str(s) = m {
-                        injected.insert(s.clone());
+                    match m {
+                        JsonMut::Str(s) => {
+                            injected.insert(s.clone());
+                        }
+                        JsonMut::Huge => {
+                            injected.insert(huge_string());
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -1499,7 +1513,11 @@ const ALL_OPS: &[Op] = &[
 #[derive(Debug, Default)]
 struct Outcome {
     errors: Vec<ConnectorError>,
+    /// Messages: errors, item outcomes' errors and codes, health summaries (bounded).
     texts: Vec<String>,
+    /// Data the marketplace named: ids, buyer references (searched for credentials only: their
+    /// size is the body's).
+    data: Vec<String>,
     ok: u32,
 }
 
@@ -1526,7 +1544,7 @@ impl Outcome {
                 for o in outs {
                     match o {
                         ItemOutcome::Applied { external_id } => {
-                            self.texts.extend(external_id);
+                            self.data.extend(external_id);
                         }
                         ItemOutcome::Retry { error } | ItemOutcome::NotListed { error } => {
                             self.texts.push(error);
@@ -1582,10 +1600,10 @@ async fn run_op(conn: Arc<dyn Connector>, op: Op) -> Result<Outcome, String> {
                     Ok(p) => {
                         out.ok += 1;
                         for o in &p.orders {
-                            out.texts.push(o.external_id.clone());
-                            out.texts.extend(o.buyer_ref.clone());
+                            out.data.push(o.external_id.clone());
+                            out.data.extend(o.buyer_ref.clone());
                             for l in &o.lines {
-                                out.texts.push(l.line_id.clone());
+                                out.data.push(l.line_id.clone());
                             }
                         }
                         match p.next_page {
@@ -1612,7 +1630,7 @@ async fn run_op(conn: Arc<dyn Connector>, op: Op) -> Result<Outcome, String> {
                     Ok(p) => {
                         out.ok += 1;
                         for i in &p.items {
-                            out.texts.extend(i.external_id.clone());
+                            out.data.extend(i.external_id.clone());
                         }
                         match p.next_page {
                             Some(n) => page = Some(n),
@@ -1775,10 +1793,13 @@ async fn checked_call(
                 &t[..t.floor_char_boundary(200)]
             ));
         }
+    }
+    for t in out.texts.iter().chain(&out.data) {
         for s in &known {
             if t.contains(s.as_str()) {
                 return Err(format!(
-                    "{kind:?} {op:?}: a credential the connector sent came back in its output: {t}"
+                    "{kind:?} {op:?}: a credential the connector sent came back in its output: {}",
+                    &t[..t.floor_char_boundary(2000)]
                 ));
             }
         }

@@ -206,6 +206,7 @@ fn says_missing(message: &str) -> bool {
 
 /// The outcome of one failed request with Meta's `message`.
 pub fn item_error(message: &str, missing: Missing) -> ItemOutcome {
+    let message = &crate::common::http::truncate(message, crate::common::http::MAX_MESSAGE_CHARS);
     if says_missing(message) {
         match missing {
             Missing::NotListed => {
@@ -643,6 +644,19 @@ pub fn ack_idempotency_key(order_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn item_errors_are_bounded() {
+        let huge = "é".repeat(1 << 20);
+        let ItemOutcome::Rejected { error, .. } = item_error(&huge, Missing::Rejected) else {
+            panic!("rejected")
+        };
+        assert!(
+            error.chars().count() <= crate::common::http::MAX_MESSAGE_CHARS + 1,
+            "{}",
+            error.len()
+        );
+    }
 
     fn usd() -> Currency {
         Currency::parse("USD").unwrap()

@@ -80,7 +80,7 @@ use self::client::{Call, MetaClient};
 use self::mapping::{
     BatchResponse, BatchStatus, BatchStatusPage, Missing, Order, Page, ProductRow,
 };
-use crate::common::http::encode_component;
+use crate::common::http::{MAX_MESSAGE_CHARS, encode_component, truncate};
 use crate::common::{Backoff, Budget, ConnectorStats, Limits};
 use crate::connector::{Capabilities, Connector, Health, OrdersPage, SnapshotPage};
 use crate::error::ConnectorError;
@@ -253,12 +253,16 @@ impl MetaConnector {
             if v.errors.is_empty() {
                 continue;
             }
-            let error = v
-                .errors
-                .iter()
-                .filter_map(|e| e.message.as_deref())
-                .collect::<Vec<_>>()
-                .join("; ");
+            let error = truncate(
+                &v.errors
+                    .iter()
+                    .take(20)
+                    .filter_map(|e| e.message.as_deref())
+                    .map(|m| truncate(m, MAX_MESSAGE_CHARS))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                MAX_MESSAGE_CHARS,
+            );
             let id = v.retailer_id.as_deref().unwrap_or("");
             for (i, p) in items.iter().enumerate() {
                 if p.sku == id && outcomes[i].is_none() {
@@ -309,6 +313,8 @@ impl MetaConnector {
     ) -> Result<Vec<ItemOutcome>, ConnectorError> {
         let deadline = Instant::now() + self.config.batch_wait;
         let mut delay = POLL_FIRST;
+        // The handle goes into messages and logs: a real one is short, a hostile one is cut.
+        let shown = truncate(handle, 100);
         let mut last_error: Option<ConnectorError> = None;
         loop {
             // A status check must not outlive the bound (a throttled catalog budget may be paused
@@ -326,7 +332,7 @@ impl MetaConnector {
                     return Ok(skus
                         .iter()
                         .map(|_| ItemOutcome::Retry {
-                            error: format!("Meta batch {handle} ended {status:?}"),
+                            error: format!("Meta batch {shown} ended {:?}", truncate(&status, 100)),
                         })
                         .collect());
                 }
@@ -345,7 +351,7 @@ impl MetaConnector {
             .map(|e| format!(" (last status check: {e})"))
             .unwrap_or_default();
         tracing::info!(
-            handle,
+            handle = %shown,
             items = skus.len(),
             "Meta batch still in progress; its items will be sent again."
         );
@@ -353,7 +359,7 @@ impl MetaConnector {
             .iter()
             .map(|_| ItemOutcome::Retry {
                 error: format!(
-                    "Meta batch {handle} still in progress after {} s{why}; the absolute values will be sent again",
+                    "Meta batch {shown} still in progress after {} s{why}; the absolute values will be sent again",
                     self.config.batch_wait.as_secs()
                 ),
             })
