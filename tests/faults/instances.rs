@@ -151,28 +151,47 @@ async fn sqlite_refuses_a_second_instance(h: &Harness, test: &str) {
     );
 }
 
+/// A harness for a multi-instance test; on SQLite, checks the refusal of a second daemon instead,
+/// records it and returns `None`.
+async fn postgres_world(setup: Setup, test: &str) -> Option<Harness> {
+    let h = Harness::new(setup).await;
+    if h.db.is_postgres() {
+        return Some(h);
+    }
+    sqlite_refuses_a_second_instance(&h, test).await;
+    h.finish().await;
+    None
+}
+
+/// Spawns instance `name` and waits until it owns `n` channels.
+async fn spawn_owning(h: &Harness, name: &str, n: usize) -> Instance {
+    let i = Instance::spawn(h, name);
+    h.eventually(
+        &format!("instance {name} owns {n} channels"),
+        Duration::from_secs(30),
+        || async { count_for(&owners(&h.store).await, i.pid()) == n },
+    )
+    .await;
+    i
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_spread_the_channels_and_the_survivor_takes_over_a_killed_one() {
     const TEST: &str = "instances_takeover";
-    let h = Harness::new(Setup {
-        channels: vec!["ebay_us", "ebay_de", "shopify_shop", "woo_shop"],
-        skus: 12,
-        latency: Duration::from_millis(20),
-        ..Setup::default()
-    })
-    .await;
-    if !h.db.is_postgres() {
-        sqlite_refuses_a_second_instance(&h, TEST).await;
-        h.finish().await;
-        return;
-    }
-    let a = Instance::spawn(&h, "a");
-    h.eventually(
-        "instance A owns every channel",
-        Duration::from_secs(30),
-        || async { count_for(&owners(&h.store).await, a.pid()) == 4 },
+    let Some(h) = postgres_world(
+        Setup {
+            channels: vec!["ebay_us", "ebay_de", "shopify_shop", "woo_shop"],
+            skus: 12,
+            latency: Duration::from_millis(20),
+            ..Setup::default()
+        },
+        TEST,
     )
-    .await;
+    .await
+    else {
+        return;
+    };
+    let a = spawn_owning(&h, "a", 4).await;
     h.wait_converged(Duration::from_secs(60), &[]).await;
 
     // A second instance joins: the channels spread 2 + 2.
@@ -261,25 +280,20 @@ async fn a_frozen_owner_that_lost_its_lease_sends_nothing_when_it_wakes() {
     const TEST: &str = "instances_frozen_owner";
     // Two pushes a second at most and two SKUs a call: a change of six SKUs takes three calls, so
     // the owner is waiting in its rate budget with batches built when it is frozen.
-    let h = Harness::new(Setup {
-        channels: vec!["ebay_us", "ebay_de"],
-        skus: 6,
-        limits: "{ rate_per_sec = 1.0, burst = 1, batch_size = 2, retry_max_secs = 2, timeout_secs = 5 }",
-        ..Setup::default()
-    })
-    .await;
-    if !h.db.is_postgres() {
-        sqlite_refuses_a_second_instance(&h, TEST).await;
-        h.finish().await;
-        return;
-    }
-    let a = Instance::spawn(&h, "a");
-    h.eventually(
-        "instance A owns both channels",
-        Duration::from_secs(30),
-        || async { count_for(&owners(&h.store).await, a.pid()) == 2 },
+    let Some(h) = postgres_world(
+        Setup {
+            channels: vec!["ebay_us", "ebay_de"],
+            skus: 6,
+            limits: "{ rate_per_sec = 1.0, burst = 1, batch_size = 2, retry_max_secs = 2, timeout_secs = 5 }",
+            ..Setup::default()
+        },
+        TEST,
     )
-    .await;
+    .await
+    else {
+        return;
+    };
+    let a = spawn_owning(&h, "a", 2).await;
     let b = Instance::spawn(&h, "b");
     h.eventually("one channel each", Duration::from_secs(30), || async {
         let o = owners(&h.store).await;
@@ -425,19 +439,20 @@ async fn a_schedule_fires_once_per_tick_across_instances() {
 async fn a_hundred_orders_for_the_last_unit_through_two_instances_reserve_it_once() {
     const TEST: &str = "instances_last_unit";
     const ORDERS: usize = 100;
-    let h = Harness::new(Setup {
-        channels: vec!["ebay_us", "shopify_shop", "woo_shop"],
-        skus: 1,
-        quantity: 1,
-        latency: Duration::from_millis(20),
-        ..Setup::default()
-    })
-    .await;
-    if !h.db.is_postgres() {
-        sqlite_refuses_a_second_instance(&h, TEST).await;
-        h.finish().await;
+    let Some(h) = postgres_world(
+        Setup {
+            channels: vec!["ebay_us", "shopify_shop", "woo_shop"],
+            skus: 1,
+            quantity: 1,
+            latency: Duration::from_millis(20),
+            ..Setup::default()
+        },
+        TEST,
+    )
+    .await
+    else {
         return;
-    }
+    };
     let a = Instance::spawn(&h, "a");
     let b = Instance::spawn(&h, "b");
     h.eventually(
@@ -452,12 +467,7 @@ async fn a_hundred_orders_for_the_last_unit_through_two_instances_reserve_it_onc
     h.wait_converged(Duration::from_secs(60), &[]).await;
     let last = h.skus[0].clone();
     for acc in &h.accounts {
-        match acc.kind() {
-            crate::helpers::Kind::Ebay => acc.ebay().set_allow_oversell(true),
-            crate::helpers::Kind::Shopify => acc.sandbox.shopify().set_allow_oversell(true),
-            crate::helpers::Kind::Woo => acc.sandbox.woo().set_allow_oversell(true),
-            other => unreachable!("{other:?} is not in this test"),
-        }
+        crate::util::allow_oversell(acc);
     }
     // 100 buyers released together, spread over the three marketplaces (so over both instances).
     let barrier = Arc::new(std::sync::Barrier::new(ORDERS));

@@ -38,12 +38,7 @@ async fn a_hundred_concurrent_orders_for_the_last_unit_reserve_it_once() {
     h.wait_converged(Duration::from_secs(30), &[]).await;
     for a in &h.accounts {
         assert_eq!(a.shown(&last), Some(1), "{} shows the last unit", a.id);
-        match a.kind() {
-            Kind::Ebay => a.ebay().set_allow_oversell(true),
-            Kind::Shopify => a.sandbox.shopify().set_allow_oversell(true),
-            Kind::Woo => a.sandbox.woo().set_allow_oversell(true),
-            other => unreachable!("{other:?} is not in this test"),
-        }
+        util::allow_oversell(a);
     }
 
     // 100 buyers, one thread each, released together.

@@ -206,3 +206,14 @@ pub fn request_count(a: &Account, operation: &str) -> u64 {
         Kind::Meta => a.sandbox.meta().request_count(operation),
     }
 }
+
+/// Lets the marketplace accept checkouts above its shown quantity (eBay, Shopify and WooCommerce
+/// fakes), as a real one does when orders race the push that lowers it.
+pub fn allow_oversell(a: &Account) {
+    match a.kind() {
+        Kind::Ebay => a.ebay().set_allow_oversell(true),
+        Kind::Shopify => a.sandbox.shopify().set_allow_oversell(true),
+        Kind::Woo => a.sandbox.woo().set_allow_oversell(true),
+        other => panic!("{other:?} has no oversell knob"),
+    }
+}
