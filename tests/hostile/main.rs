@@ -10,7 +10,7 @@
 mod support;
 
 mod limits;
-mod secrets;
+mod log_leaks;
 
 use std::process::Command;
 
